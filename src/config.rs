@@ -1,0 +1,448 @@
+//! Configuration: the TOML file as written (`RawConfig`), checked into a
+//! validated `Config` that the rest of the daemon uses.
+//!
+//! This module owns path resolution (relative paths resolve against the config
+//! file's folder) and reports every problem of a config at once. It must not
+//! touch the file system beyond reading the config itself.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::asset::{MaxResolutionTier, VideoQuality};
+
+/// The default configuration, committed as `config.toml` at the repository root.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
+
+/// Everything that can be wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("config {origin} is not valid: {message}")]
+    Parse {
+        /// Where the config came from.
+        origin: String,
+        /// What the TOML parser said, with the line.
+        message: String,
+    },
+    /// The file parsed but some values are unacceptable; all are listed.
+    #[error("config {origin} has {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
+    Invalid {
+        /// Where the config came from.
+        origin: String,
+        /// One sentence per problem.
+        problems: Vec<String>,
+    },
+}
+
+/// What to do with a source once its asset is stored and recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnSuccess {
+    /// Leave the source where it was dropped.
+    Keep,
+    /// Move it to `done_dir`, keeping its path below the watch folder.
+    Move,
+    /// Delete it.
+    Delete,
+}
+
+/// `[ingest]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    /// The watch folder (recursive).
+    pub watch_dir: PathBuf,
+    /// Seconds a file's size and mtime must stay unchanged before it is taken.
+    pub settle_seconds: f64,
+    /// `keep`, `move` or `delete`.
+    pub on_success: OnSuccess,
+    /// Where `move` puts sources. Required when `on_success = "move"`.
+    pub done_dir: Option<PathBuf>,
+    /// Where failed sources go, with `NAME.error.json` beside them.
+    pub failed_dir: PathBuf,
+}
+
+/// `[storage.s3]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3 {
+    /// `http(s)://host:port` of an S3-compatible server; absent for AWS.
+    pub endpoint: Option<String>,
+    /// The region to sign for.
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key (redacted in `Debug`).
+    pub secret_access_key: String,
+    /// Allow a plain-HTTP endpoint (test servers, MinIO on loopback).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl fmt::Debug for RawS3 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawS3")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+/// `[storage]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    /// `file://PATH` (relative allowed) or `s3://BUCKET`.
+    pub url: String,
+    /// Credentials and endpoint for `s3://`.
+    pub s3: Option<RawS3>,
+}
+
+/// `[database]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// The SQLite file.
+    pub path: PathBuf,
+}
+
+/// `[transcode]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTranscode {
+    /// Scratch folder for outputs before they are stored.
+    pub spool_dir: PathBuf,
+    /// Pipelines running at once.
+    pub concurrency: usize,
+    /// Seconds without pipeline progress before the watchdog stops it.
+    pub stall_timeout_seconds: f64,
+    /// Attempts for transiently failing jobs.
+    pub max_attempts: u32,
+    /// Folder of the encoder fragments (`h264-*.gst`, `aac.gst`); files
+    /// missing there fall back to the copies built into reeld.
+    pub pipelines_dir: PathBuf,
+}
+
+/// `[defaults]` as written: per-asset settings that apply unless overridden.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// The largest tier an asset is stored at.
+    pub max_resolution_tier: MaxResolutionTier,
+    /// The encoder quality level.
+    pub video_quality: VideoQuality,
+}
+
+/// `[log]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// A `tracing_subscriber::EnvFilter` directive.
+    pub level: String,
+}
+
+/// The config file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Watch-folder ingest.
+    pub ingest: RawIngest,
+    /// Where outputs are stored.
+    pub storage: RawStorage,
+    /// Where state is kept.
+    pub database: RawDatabase,
+    /// Pipeline limits.
+    pub transcode: RawTranscode,
+    /// Per-asset defaults.
+    pub defaults: RawDefaults,
+    /// Logging.
+    pub log: RawLog,
+}
+
+/// Where outputs are stored, validated.
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    /// A folder on local disk.
+    Local {
+        /// The root folder of the store.
+        root: PathBuf,
+    },
+    /// An S3-compatible bucket.
+    S3 {
+        /// The bucket name.
+        bucket: String,
+        /// Endpoint URL, or `None` for AWS.
+        endpoint: Option<String>,
+        /// Signing region.
+        region: String,
+        /// Access key id.
+        access_key_id: String,
+        /// Secret access key.
+        secret_access_key: Secret,
+        /// Whether plain HTTP is allowed.
+        allow_http: bool,
+    },
+}
+
+/// A string that never shows in logs or `Debug` output.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A validated configuration with absolute paths.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The watch folder.
+    pub watch_dir: PathBuf,
+    /// How long a file must be unchanged before it is taken.
+    pub settle: Duration,
+    /// What happens to a successful source.
+    pub on_success: OnSuccess,
+    /// Where `move` puts sources.
+    pub done_dir: Option<PathBuf>,
+    /// Where failed sources go.
+    pub failed_dir: PathBuf,
+    /// The object store.
+    pub storage: StorageConfig,
+    /// The SQLite file.
+    pub database_path: PathBuf,
+    /// Scratch space for pipeline outputs.
+    pub spool_dir: PathBuf,
+    /// Pipelines at once.
+    pub concurrency: usize,
+    /// Watchdog limit for a pipeline that stops making progress.
+    pub stall_timeout: Duration,
+    /// Attempts for a transiently failing job.
+    pub max_attempts: u32,
+    /// Folder of the encoder fragments.
+    pub pipelines_dir: PathBuf,
+    /// Default `max_resolution_tier`.
+    pub default_max_resolution_tier: MaxResolutionTier,
+    /// Default `video_quality`.
+    pub default_video_quality: VideoQuality,
+    /// The log filter.
+    pub log_level: String,
+    /// The folder relative paths were resolved against.
+    pub base_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::from_toml(&text, &base, &path.display().to_string())
+    }
+
+    /// The embedded default, with paths relative to `base_dir`.
+    pub fn embedded(base_dir: &Path) -> Result<Config, ConfigError> {
+        Config::from_toml(EMBEDDED_DEFAULT, base_dir, "(embedded default)")
+    }
+
+    /// Parses `text` and validates it; relative paths resolve against `base_dir`.
+    pub fn from_toml(text: &str, base_dir: &Path, origin: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        raw.validate(base_dir, origin)
+    }
+}
+
+impl RawConfig {
+    /// Checks every value and resolves paths, listing all problems at once.
+    pub fn validate(self, base_dir: &Path, origin: &str) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let resolve = |p: &Path| -> PathBuf {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base_dir.join(p)
+            }
+        };
+
+        let ingest = &self.ingest;
+        if !(ingest.settle_seconds.is_finite() && ingest.settle_seconds >= 0.0) {
+            problems.push(format!(
+                "ingest.settle_seconds must be a number of seconds >= 0, not {}",
+                ingest.settle_seconds
+            ));
+        }
+        if ingest.on_success == OnSuccess::Move && ingest.done_dir.is_none() {
+            problems.push("ingest.on_success = \"move\" needs ingest.done_dir".to_owned());
+        }
+        let watch_dir = resolve(&ingest.watch_dir);
+        let failed_dir = resolve(&ingest.failed_dir);
+        let done_dir = ingest.done_dir.as_deref().map(resolve);
+        if failed_dir == watch_dir {
+            problems.push("ingest.failed_dir must not be the watch folder itself".to_owned());
+        }
+        if done_dir.as_ref() == Some(&watch_dir) {
+            problems.push("ingest.done_dir must not be the watch folder itself".to_owned());
+        }
+
+        let storage = match parse_storage(&self.storage, &resolve) {
+            Ok(s) => Some(s),
+            Err(p) => {
+                problems.push(p);
+                None
+            }
+        };
+
+        let t = &self.transcode;
+        if t.concurrency == 0 {
+            problems.push("transcode.concurrency must be at least 1".to_owned());
+        }
+        if !(t.stall_timeout_seconds.is_finite() && t.stall_timeout_seconds > 0.0) {
+            problems.push(format!(
+                "transcode.stall_timeout_seconds must be > 0, not {}",
+                t.stall_timeout_seconds
+            ));
+        }
+        if t.max_attempts == 0 {
+            problems.push("transcode.max_attempts must be at least 1".to_owned());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(format!("log.level {:?} is not a valid filter: {e}", self.log.level));
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                problems,
+            });
+        }
+        Ok(Config {
+            watch_dir,
+            settle: Duration::from_secs_f64(ingest.settle_seconds),
+            on_success: ingest.on_success,
+            done_dir,
+            failed_dir,
+            storage: storage.expect("checked above"),
+            database_path: resolve(&self.database.path),
+            spool_dir: resolve(&t.spool_dir),
+            concurrency: t.concurrency,
+            stall_timeout: Duration::from_secs_f64(t.stall_timeout_seconds),
+            max_attempts: t.max_attempts,
+            pipelines_dir: resolve(&t.pipelines_dir),
+            default_max_resolution_tier: self.defaults.max_resolution_tier,
+            default_video_quality: self.defaults.video_quality,
+            log_level: self.log.level,
+            base_dir: base_dir.to_owned(),
+        })
+    }
+}
+
+fn parse_storage(
+    raw: &RawStorage,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<StorageConfig, String> {
+    if let Some(rest) = raw.url.strip_prefix("file://") {
+        if rest.is_empty() {
+            return Err("storage.url \"file://\" needs a path".to_owned());
+        }
+        if raw.s3.is_some() {
+            return Err("storage.s3 is set but storage.url is a file:// URL".to_owned());
+        }
+        return Ok(StorageConfig::Local {
+            root: resolve(Path::new(rest)),
+        });
+    }
+    if let Some(bucket) = raw.url.strip_prefix("s3://") {
+        let bucket = bucket.trim_end_matches('/');
+        if bucket.is_empty() || bucket.contains('/') {
+            return Err(format!(
+                "storage.url {:?} must be s3://BUCKET with no path",
+                raw.url
+            ));
+        }
+        let Some(s3) = &raw.s3 else {
+            return Err("storage.url is s3:// but [storage.s3] (credentials) is missing".to_owned());
+        };
+        return Ok(StorageConfig::S3 {
+            bucket: bucket.to_owned(),
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone().unwrap_or_else(|| "us-east-1".to_owned()),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: Secret(s3.secret_access_key.clone()),
+            allow_http: s3.allow_http,
+        });
+    }
+    Err(format!(
+        "storage.url {:?} must start with file:// or s3://",
+        raw.url
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_and_relative_to_base() {
+        let c = Config::embedded(Path::new("/srv/reeld")).unwrap();
+        assert_eq!(c.watch_dir, Path::new("/srv/reeld/data/watch"));
+        assert_eq!(c.database_path, Path::new("/srv/reeld/data/reeld.db"));
+        match c.storage {
+            StorageConfig::Local { root } => assert_eq!(root, Path::new("/srv/reeld/data/store")),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(c.default_max_resolution_tier, MaxResolutionTier::P1080);
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let text = EMBEDDED_DEFAULT
+            .replace("concurrency = 1", "concurrency = 0")
+            .replace("on_success = \"keep\"", "on_success = \"move\"")
+            .replace("done_dir = \"data/done\"", "")
+            .replace("url = \"file://data/store\"", "url = \"ftp://x\"");
+        let err = Config::from_toml(&text, Path::new("/x"), "test").unwrap_err();
+        let ConfigError::Invalid { problems, .. } = err else {
+            panic!("{err}")
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_enums_are_parse_errors() {
+        let text = EMBEDDED_DEFAULT.replace("[log]", "[log]\nlevl = 1");
+        let err = Config::from_toml(&text, Path::new("/x"), "t").unwrap_err();
+        assert!(err.to_string().contains("levl"), "{err}");
+        let text = EMBEDDED_DEFAULT.replace("max_resolution_tier = \"1080p\"", "max_resolution_tier = \"4k\"");
+        let err = Config::from_toml(&text, Path::new("/x"), "t").unwrap_err();
+        assert!(err.to_string().contains("4k"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Secret("hunter2".into());
+        assert_eq!(format!("{s:?}"), "<redacted>");
+    }
+}

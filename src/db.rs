@@ -1,0 +1,805 @@
+//! State in one SQLite file (WAL): assets, the job queue, and the sources that
+//! assets were made from. Every SQL statement of reeld lives in this module.
+//!
+//! The connection is synchronous; callers on the async runtime go through
+//! `spawn_blocking`. Several processes may open the same file (the daemon and
+//! `reeld assets list`): WAL plus a busy timeout keeps readers from blocking.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::asset::{
+    Asset, AssetErrors, AssetSettings, AssetStatus, IngestType, MediaSummary, Progress,
+    ProgressState,
+};
+
+/// How long a statement waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts them.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE assets (
+    id              TEXT PRIMARY KEY,
+    created_at      INTEGER NOT NULL,          -- Unix seconds
+    status          TEXT NOT NULL,             -- preparing | ready | errored
+    settings        TEXT NOT NULL,             -- JSON AssetSettings
+    ingest_type     TEXT NOT NULL,
+    summary         TEXT NOT NULL DEFAULT '{}',-- JSON MediaSummary of the stored master
+    errors          TEXT,                      -- JSON AssetErrors
+    progress_state  TEXT NOT NULL,
+    progress        REAL NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX assets_by_created ON assets (created_at, id);
+
+CREATE TABLE jobs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    asset_id      TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+    kind          TEXT NOT NULL,               -- transcode
+    state         TEXT NOT NULL,               -- queued | running | done | failed
+    worker_id     TEXT,                        -- holder of the lease while running
+    heartbeat_at  INTEGER,                     -- Unix ms of the last heartbeat
+    attempts      INTEGER NOT NULL DEFAULT 0,  -- claims so far
+    max_attempts  INTEGER NOT NULL,
+    not_before    INTEGER NOT NULL DEFAULT 0,  -- Unix ms: backoff
+    last_error    TEXT,
+    created_at    INTEGER NOT NULL,
+    finished_at   INTEGER
+);
+CREATE INDEX jobs_runnable ON jobs (state, not_before, id);
+
+CREATE TABLE sources (
+    asset_id     TEXT PRIMARY KEY REFERENCES assets (id) ON DELETE CASCADE,
+    path         TEXT NOT NULL,                -- where the source was taken from
+    origin       TEXT NOT NULL,                -- watch | cli
+    device       INTEGER NOT NULL,
+    inode        INTEGER NOT NULL,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    disposition  TEXT NOT NULL                 -- pending | kept | moved | deleted | failed | untouched
+);
+CREATE INDEX sources_identity ON sources (device, inode, size, mtime_ns);
+"#];
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The file could not be opened or migrated.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The SQLite file.
+        path: PathBuf,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// A statement failed.
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A stored row holds a value this version does not understand.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// The identity of a source file: the same file dropped again gets a new
+/// inode, size or mtime, and so a new identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceIdentity {
+    /// `st_dev`.
+    pub device: u64,
+    /// `st_ino`.
+    pub inode: u64,
+    /// Bytes.
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i64,
+}
+
+impl SourceIdentity {
+    /// Reads the identity of the file at `path`.
+    pub fn of(path: &Path) -> std::io::Result<SourceIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(SourceIdentity {
+            device: m.dev(),
+            inode: m.ino(),
+            size: m.size(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        })
+    }
+}
+
+/// Where an asset's source came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceOrigin {
+    /// The watch folder: reeld disposes of it after success or failure.
+    Watch,
+    /// `reeld ingest FILE`: the user's file is never touched.
+    Cli,
+}
+
+impl SourceOrigin {
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceOrigin::Watch => "watch",
+            SourceOrigin::Cli => "cli",
+        }
+    }
+}
+
+/// What has been done with a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Waiting for the asset to finish.
+    Pending,
+    /// Left in place (`on_success = keep`).
+    Kept,
+    /// Moved to the done folder.
+    Moved,
+    /// Deleted (`on_success = delete`).
+    Deleted,
+    /// Moved to the failed folder.
+    Failed,
+    /// A CLI source: never touched.
+    Untouched,
+}
+
+impl Disposition {
+    fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Pending => "pending",
+            Disposition::Kept => "kept",
+            Disposition::Moved => "moved",
+            Disposition::Deleted => "deleted",
+            Disposition::Failed => "failed",
+            Disposition::Untouched => "untouched",
+        }
+    }
+}
+
+/// A new asset to record.
+#[derive(Debug, Clone)]
+pub struct NewAsset {
+    /// Its id.
+    pub id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Settings in force.
+    pub settings: AssetSettings,
+    /// How it was ingested.
+    pub ingest_type: IngestType,
+}
+
+/// The source an asset is made from.
+#[derive(Debug, Clone)]
+pub struct NewSource {
+    /// Absolute path at the time it was taken.
+    pub path: PathBuf,
+    /// Where it came from.
+    pub origin: SourceOrigin,
+    /// Its identity.
+    pub identity: SourceIdentity,
+}
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Row id.
+    pub id: i64,
+    /// The asset it works on.
+    pub asset_id: String,
+    /// Claims so far, this one included.
+    pub attempts: u32,
+    /// The budget.
+    pub max_attempts: u32,
+    /// The error of the previous attempt, if any.
+    pub last_error: Option<String>,
+}
+
+/// A source whose asset has finished but which has not been disposed of yet.
+#[derive(Debug, Clone)]
+pub struct PendingSource {
+    /// The asset.
+    pub asset_id: String,
+    /// Whether the asset is ready (else errored).
+    pub status: AssetStatus,
+    /// Where the source was taken from.
+    pub path: PathBuf,
+    /// The asset's errors, for the `.error.json`.
+    pub errors: Option<AssetErrors>,
+}
+
+/// The job queue's lease settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LeasePolicy {
+    /// A lease whose heartbeat is older than this is taken back.
+    pub stale_after_ms: i64,
+}
+
+/// A handle on the database, cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let open_err = |source| DbError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        migrate(&mut conn).map_err(open_err)?;
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (every
+        // change is a transaction), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records an asset, its transcode job and (optionally) its source in one
+    /// transaction: after a crash either all exist or none.
+    ///
+    /// With `lease_to`, the job is created already claimed by that worker (the
+    /// CLI's in-process ingest), so that no daemon sharing the file takes it.
+    pub fn create_asset(
+        &self,
+        asset: &NewAsset,
+        source: Option<&NewSource>,
+        max_attempts: u32,
+        now_ms: i64,
+        lease_to: Option<&str>,
+    ) -> Result<i64, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO assets (id, created_at, status, settings, ingest_type, progress_state, progress, updated_at)
+             VALUES (?1, ?2, 'preparing', ?3, ?4, 'ingesting', 0, ?5)",
+            params![
+                asset.id,
+                asset.created_at,
+                serde_json::to_string(&asset.settings).expect("settings serialize"),
+                asset.ingest_type.as_str(),
+                now_ms,
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO jobs (asset_id, kind, state, worker_id, heartbeat_at, attempts, max_attempts, created_at)
+             VALUES (?1, 'transcode', CASE WHEN ?4 IS NULL THEN 'queued' ELSE 'running' END,
+                     ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?3 END,
+                     CASE WHEN ?4 IS NULL THEN 0 ELSE 1 END, ?2, ?3)",
+            params![asset.id, max_attempts, now_ms, lease_to],
+        )?;
+        let job_id = tx.last_insert_rowid();
+        if let Some(s) = source {
+            let disposition = match s.origin {
+                SourceOrigin::Watch => Disposition::Pending,
+                SourceOrigin::Cli => Disposition::Untouched,
+            };
+            tx.execute(
+                "INSERT INTO sources (asset_id, path, origin, device, inode, size, mtime_ns, disposition)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    asset.id,
+                    s.path.to_string_lossy(),
+                    s.origin.as_str(),
+                    s.identity.device as i64,
+                    s.identity.inode as i64,
+                    s.identity.size as i64,
+                    s.identity.mtime_ns,
+                    disposition.as_str(),
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(job_id)
+    }
+
+    /// Whether a watch-folder source with this identity already made an asset.
+    pub fn watch_source_known(&self, id: &SourceIdentity) -> Result<bool, DbError> {
+        let conn = self.conn();
+        let found: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM sources WHERE device = ?1 AND inode = ?2 AND size = ?3 AND mtime_ns = ?4
+                 AND origin = 'watch' LIMIT 1",
+                params![id.device as i64, id.inode as i64, id.size as i64, id.mtime_ns],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// The path of an asset's source.
+    pub fn source_path(&self, asset_id: &str) -> Result<Option<PathBuf>, DbError> {
+        let conn = self.conn();
+        let path: Option<String> = conn
+            .query_row(
+                "SELECT path FROM sources WHERE asset_id = ?1",
+                params![asset_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(path.map(PathBuf::from))
+    }
+
+    /// Claims the oldest runnable job for `worker_id`, taking back leases whose
+    /// heartbeat is older than the policy allows. `only_job` restricts the claim
+    /// to one job (the CLI's in-process ingest).
+    pub fn claim_job(
+        &self,
+        worker_id: &str,
+        policy: LeasePolicy,
+        now_ms: i64,
+        only_job: Option<i64>,
+    ) -> Result<Option<Job>, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let stale_before = now_ms - policy.stale_after_ms;
+        let row = tx
+            .query_row(
+                "SELECT id, asset_id, attempts, max_attempts, last_error FROM jobs
+                 WHERE ((state = 'queued' AND not_before <= ?1)
+                        OR (state = 'running' AND heartbeat_at < ?2))
+                   AND (?3 IS NULL OR id = ?3)
+                 ORDER BY id LIMIT 1",
+                params![now_ms, stale_before, only_job],
+                |r| {
+                    Ok(Job {
+                        id: r.get(0)?,
+                        asset_id: r.get(1)?,
+                        attempts: r.get::<_, u32>(2)? + 1,
+                        max_attempts: r.get(3)?,
+                        last_error: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?;
+        if let Some(job) = &row {
+            tx.execute(
+                "UPDATE jobs SET state = 'running', worker_id = ?2, heartbeat_at = ?3, attempts = ?4
+                 WHERE id = ?1",
+                params![job.id, worker_id, now_ms, job.attempts],
+            )?;
+        }
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// Renews a lease. Returns false if the lease was lost to another worker.
+    pub fn heartbeat(&self, job_id: i64, worker_id: &str, now_ms: i64) -> Result<bool, DbError> {
+        let n = self.conn().execute(
+            "UPDATE jobs SET heartbeat_at = ?3 WHERE id = ?1 AND worker_id = ?2 AND state = 'running'",
+            params![job_id, worker_id, now_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Puts a running job back in the queue. With `refund_attempt` the attempt
+    /// does not count (shutdown, not failure).
+    pub fn requeue_job(
+        &self,
+        job_id: i64,
+        error: Option<&str>,
+        not_before_ms: i64,
+        refund_attempt: bool,
+    ) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE jobs SET state = 'queued', worker_id = NULL, heartbeat_at = NULL,
+                 not_before = ?2, last_error = COALESCE(?3, last_error),
+                 attempts = attempts - ?4
+             WHERE id = ?1",
+            params![job_id, not_before_ms, error, i64::from(refund_attempt)],
+        )?;
+        Ok(())
+    }
+
+    /// Puts back every running lease held by a worker that `is_dead` says is gone.
+    /// Returns how many jobs were released.
+    pub fn release_dead_leases(&self, is_dead: impl Fn(&str) -> bool) -> Result<usize, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let holders: Vec<(i64, String)> = {
+            let mut stmt =
+                tx.prepare("SELECT id, worker_id FROM jobs WHERE state = 'running' AND worker_id IS NOT NULL")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut released = 0;
+        for (id, worker) in holders {
+            if is_dead(&worker) {
+                released += tx.execute(
+                    "UPDATE jobs SET state = 'queued', worker_id = NULL, heartbeat_at = NULL,
+                         last_error = COALESCE(last_error, 'the worker holding this job stopped')
+                     WHERE id = ?1",
+                    params![id],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(released)
+    }
+
+    /// Updates an asset's progress.
+    pub fn set_progress(
+        &self,
+        asset_id: &str,
+        state: ProgressState,
+        progress: f64,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE assets SET progress_state = ?2, progress = ?3, updated_at = ?4
+             WHERE id = ?1 AND status = 'preparing'",
+            params![asset_id, state.as_str(), progress, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Marks the asset ready with what was stored, and the job done, together.
+    pub fn finish_ready(
+        &self,
+        job_id: i64,
+        asset_id: &str,
+        summary: &MediaSummary,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE assets SET status = 'ready', summary = ?2, errors = NULL,
+                 progress_state = 'completed', progress = 100, updated_at = ?3
+             WHERE id = ?1",
+            params![
+                asset_id,
+                serde_json::to_string(summary).expect("summary serializes"),
+                now_ms
+            ],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET state = 'done', worker_id = NULL, finished_at = ?2 WHERE id = ?1",
+            params![job_id, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks the asset errored and the job failed, together.
+    pub fn finish_errored(
+        &self,
+        job_id: i64,
+        asset_id: &str,
+        errors: &AssetErrors,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE assets SET status = 'errored', errors = ?2,
+                 progress_state = 'errored', progress = -1, updated_at = ?3
+             WHERE id = ?1",
+            params![
+                asset_id,
+                serde_json::to_string(errors).expect("errors serialize"),
+                now_ms
+            ],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET state = 'failed', worker_id = NULL, finished_at = ?2,
+                 last_error = ?3 WHERE id = ?1",
+            params![job_id, now_ms, errors.messages.join(" ")],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Watch-folder sources of finished assets that still await their move,
+    /// delete or keep (left over if the daemon stopped in between).
+    pub fn pending_sources(&self) -> Result<Vec<PendingSource>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT s.asset_id, a.status, s.path, a.errors FROM sources s JOIN assets a ON a.id = s.asset_id
+             WHERE s.disposition = 'pending' AND a.status != 'preparing' ORDER BY a.created_at",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (asset_id, status, path, errors) = row?;
+            out.push(PendingSource {
+                asset_id,
+                status: parse_status(&status)?,
+                path: PathBuf::from(path),
+                errors: errors.and_then(|e| serde_json::from_str(&e).ok()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records what was done with a source.
+    pub fn set_disposition(&self, asset_id: &str, disposition: Disposition) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE sources SET disposition = ?2 WHERE asset_id = ?1",
+            params![asset_id, disposition.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// One asset, if it exists.
+    pub fn get_asset(&self, id: &str) -> Result<Option<Asset>, DbError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                &format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = ?1"),
+                params![id],
+                AssetRow::read,
+            )
+            .optional()?;
+        row.map(AssetRow::into_asset).transpose()
+    }
+
+    /// Assets, oldest first, `limit` per page starting at `offset`.
+    pub fn list_assets(&self, limit: u32, offset: u64) -> Result<Vec<Asset>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ASSET_COLUMNS} FROM assets ORDER BY created_at, rowid LIMIT ?1 OFFSET ?2"
+        ))?;
+        let rows = stmt.query_map(params![limit, offset as i64], AssetRow::read)?;
+        rows.map(|r| r.map_err(DbError::from).and_then(AssetRow::into_asset))
+            .collect()
+    }
+
+    /// The state of an asset's newest job (`queued`, `running`, `done`, `failed`).
+    pub fn job_state(&self, asset_id: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT state FROM jobs WHERE asset_id = ?1 ORDER BY id DESC LIMIT 1",
+                params![asset_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn parse_status(s: &str) -> Result<AssetStatus, DbError> {
+    AssetStatus::parse(s).ok_or_else(|| DbError::Corrupt {
+        table: "assets",
+        detail: format!("unknown status {s:?}"),
+    })
+}
+
+const ASSET_COLUMNS: &str =
+    "id, created_at, status, settings, ingest_type, summary, errors, progress_state, progress";
+
+struct AssetRow {
+    id: String,
+    created_at: i64,
+    status: String,
+    settings: String,
+    ingest_type: String,
+    summary: String,
+    errors: Option<String>,
+    progress_state: String,
+    progress: f64,
+}
+
+impl AssetRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<AssetRow> {
+        Ok(AssetRow {
+            id: r.get(0)?,
+            created_at: r.get(1)?,
+            status: r.get(2)?,
+            settings: r.get(3)?,
+            ingest_type: r.get(4)?,
+            summary: r.get(5)?,
+            errors: r.get(6)?,
+            progress_state: r.get(7)?,
+            progress: r.get(8)?,
+        })
+    }
+
+    fn into_asset(self) -> Result<Asset, DbError> {
+        let corrupt = |detail: String| DbError::Corrupt {
+            table: "assets",
+            detail: format!("asset {}: {detail}", self.id),
+        };
+        let settings: AssetSettings = serde_json::from_str(&self.settings)
+            .map_err(|e| corrupt(format!("settings: {e}")))?;
+        let summary: MediaSummary = serde_json::from_str(&self.summary)
+            .map_err(|e| corrupt(format!("summary: {e}")))?;
+        let errors: Option<AssetErrors> = self
+            .errors
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt(format!("errors: {e}")))?;
+        let status = parse_status(&self.status)?;
+        let ingest_type = IngestType::parse(&self.ingest_type)
+            .ok_or_else(|| corrupt(format!("ingest_type {:?}", self.ingest_type)))?;
+        let state = ProgressState::parse(&self.progress_state)
+            .ok_or_else(|| corrupt(format!("progress_state {:?}", self.progress_state)))?;
+        Ok(Asset {
+            id: self.id,
+            created_at: self.created_at.to_string(),
+            status,
+            duration: summary.duration,
+            resolution_tier: summary.resolution_tier,
+            max_resolution_tier: settings.max_resolution_tier,
+            encoding_tier: settings.video_quality.encoding_tier().to_owned(),
+            video_quality: settings.video_quality,
+            max_stored_frame_rate: summary.max_stored_frame_rate,
+            aspect_ratio: summary.aspect_ratio,
+            tracks: summary.tracks,
+            errors,
+            passthrough: settings.passthrough,
+            meta: settings.meta,
+            master_access: settings.master_access,
+            master: None,
+            normalize_audio: settings.normalize_audio,
+            ingest_type,
+            test: settings.test,
+            progress: Progress {
+                state,
+                progress: self.progress,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asset::{MasterAccess, MaxResolutionTier, VideoQuality};
+
+    fn settings() -> AssetSettings {
+        AssetSettings {
+            max_resolution_tier: MaxResolutionTier::P1080,
+            video_quality: VideoQuality::Plus,
+            master_access: MasterAccess::None,
+            normalize_audio: false,
+            passthrough: Some("p".into()),
+            meta: None,
+            test: false,
+        }
+    }
+
+    fn new_asset(id: &str) -> NewAsset {
+        NewAsset {
+            id: id.into(),
+            created_at: 1_700_000_000,
+            settings: settings(),
+            ingest_type: IngestType::OnDemandDirectUpload,
+        }
+    }
+
+    const POLICY: LeasePolicy = LeasePolicy {
+        stale_after_ms: 30_000,
+    };
+
+    #[test]
+    fn lease_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let job = db.create_asset(&new_asset("a1"), None, 3, 0, None).unwrap();
+
+        let claimed = db.claim_job("w1", POLICY, 1_000, None).unwrap().unwrap();
+        assert_eq!((claimed.id, claimed.attempts), (job, 1));
+        // Held: nobody else gets it while the heartbeat is fresh.
+        assert!(db.claim_job("w2", POLICY, 20_000, None).unwrap().is_none());
+        assert!(db.heartbeat(job, "w1", 20_000).unwrap());
+        assert!(db.claim_job("w2", POLICY, 40_000, None).unwrap().is_none());
+        // Stale: another worker takes it over and the first one's heartbeat fails.
+        let taken = db.claim_job("w2", POLICY, 60_000, None).unwrap().unwrap();
+        assert_eq!(taken.attempts, 2);
+        assert!(!db.heartbeat(job, "w1", 60_001).unwrap());
+
+        // Requeue with backoff: not claimable before not_before.
+        db.requeue_job(job, Some("store down"), 70_000, false).unwrap();
+        assert!(db.claim_job("w3", POLICY, 65_000, None).unwrap().is_none());
+        let again = db.claim_job("w3", POLICY, 70_000, None).unwrap().unwrap();
+        assert_eq!(again.last_error.as_deref(), Some("store down"));
+        assert_eq!(again.attempts, 3);
+
+        db.finish_ready(job, "a1", &MediaSummary::default(), 80_000).unwrap();
+        assert!(db.claim_job("w4", POLICY, 1_000_000, None).unwrap().is_none());
+        let asset = db.get_asset("a1").unwrap().unwrap();
+        assert_eq!(asset.status, AssetStatus::Ready);
+        assert_eq!(asset.progress.progress, 100.0);
+    }
+
+    #[test]
+    fn dead_workers_release_their_leases() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        db.create_asset(&new_asset("a1"), None, 3, 0, None).unwrap();
+        db.create_asset(&new_asset("a2"), None, 3, 0, None).unwrap();
+        db.claim_job("dead", POLICY, 1, None).unwrap().unwrap();
+        db.claim_job("alive", POLICY, 1, None).unwrap().unwrap();
+        assert_eq!(db.release_dead_leases(|w| w == "dead").unwrap(), 1);
+        let j = db.claim_job("new", POLICY, 2, None).unwrap().unwrap();
+        assert_eq!(j.asset_id, "a1");
+    }
+
+    #[test]
+    fn sources_are_recorded_with_their_asset() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let identity = SourceIdentity {
+            device: 1,
+            inode: 2,
+            size: 3,
+            mtime_ns: 4,
+        };
+        let source = NewSource {
+            path: "/w/a.mp4".into(),
+            origin: SourceOrigin::Watch,
+            identity,
+        };
+        assert!(!db.watch_source_known(&identity).unwrap());
+        let job = db.create_asset(&new_asset("a1"), Some(&source), 3, 0, None).unwrap();
+        assert!(db.watch_source_known(&identity).unwrap());
+        assert!(
+            !db.watch_source_known(&SourceIdentity { mtime_ns: 5, ..identity })
+                .unwrap()
+        );
+        assert!(db.pending_sources().unwrap().is_empty(), "still preparing");
+        let errors = AssetErrors {
+            kind: "invalid_input".into(),
+            messages: vec!["bad".into()],
+        };
+        db.finish_errored(job, "a1", &errors, 1).unwrap();
+        let pending = db.pending_sources().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].errors.as_ref(), Some(&errors));
+        db.set_disposition("a1", Disposition::Failed).unwrap();
+        assert!(db.pending_sources().unwrap().is_empty());
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        Db::open(&path).unwrap().create_asset(&new_asset("a1"), None, 3, 0, None).unwrap();
+        let db = Db::open(&path).unwrap();
+        let list = db.list_assets(10, 0).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].created_at, "1700000000");
+        assert_eq!(list[0].passthrough.as_deref(), Some("p"));
+    }
+}

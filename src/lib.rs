@@ -1,0 +1,17 @@
+//! reeld: a self-hosted media transcoding daemon.
+//!
+//! Data flows one way: `watch` (or the CLI) → `db` (asset + job) → `jobs` →
+//! `probe` → `plan` → `pipeline` → `store` → `db`. Nothing lower calls back up.
+
+pub mod asset;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod db;
+pub mod jobs;
+pub mod pipeline;
+pub mod pipelines;
+pub mod plan;
+pub mod probe;
+pub mod store;
+pub mod watch;

@@ -1,0 +1,351 @@
+//! The watch folder: file-system events and periodic scans in, settled files
+//! out as new assets (each with its job, in one transaction).
+//!
+//! A file is taken once it has not changed for `settle_seconds`, no process
+//! holds it open for writing, and its name is not a partial-download name. Its
+//! identity (device, inode, size, mtime) is recorded with the asset, so the
+//! same file seen again (by a rescan, an event, or after a restart with
+//! `on_success = keep`) never makes a second asset, while a file dropped again
+//! (new inode or mtime) does.
+
+pub mod settle;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use notify::Watcher as _;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::asset::{AssetSettings, IngestType, new_asset_id};
+use crate::db::{NewAsset, NewSource, SourceIdentity, SourceOrigin};
+use crate::jobs::{Context, now_ms};
+use settle::{Observation, Settler, is_candidate_name};
+
+/// How often candidates are re-examined.
+const TICK: Duration = Duration::from_millis(500);
+/// How often the whole folder is rescanned, in case an event was missed.
+const RESCAN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why the watcher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The folder could not be created or resolved.
+    #[error("cannot use watch folder {path}: {source}")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// inotify refused.
+    #[error("cannot watch {path}: {source}")]
+    Notify {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        source: notify::Error,
+    },
+}
+
+/// Runs the watcher until `shutdown`; returns once it has stopped taking files.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), WatchError> {
+    let root = ctx.config.watch_dir.clone();
+    std::fs::create_dir_all(&root).map_err(|source| WatchError::Folder {
+        path: root.clone(),
+        source,
+    })?;
+    let root = root.canonicalize().map_err(|source| WatchError::Folder {
+        path: root.clone(),
+        source,
+    })?;
+    // Output folders that users nest inside the watch folder are never scanned.
+    let excluded: Vec<PathBuf> = [
+        Some(ctx.config.failed_dir.clone()),
+        ctx.config.done_dir.clone(),
+        Some(ctx.config.spool_dir.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| p.canonicalize().unwrap_or(p))
+    .collect();
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            for path in event.paths {
+                let _ = tx.send(path);
+            }
+        }
+    })
+    .map_err(|source| WatchError::Notify {
+        path: root.clone(),
+        source,
+    })?;
+    watcher
+        .watch(&root, notify::RecursiveMode::Recursive)
+        .map_err(|source| WatchError::Notify {
+            path: root.clone(),
+            source,
+        })?;
+    info!(folder = %root.display(), settle_s = ctx.config.settle.as_secs_f64(), "Watching for new files.");
+
+    let mut state = WatchState {
+        settler: Settler::new(ctx.config.settle),
+        known: HashMap::new(),
+        root,
+        excluded,
+    };
+    let mut last_scan: Option<Instant> = None;
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let mut dirty: HashSet<PathBuf> = HashSet::new();
+        while let Ok(path) = rx.try_recv() {
+            dirty.insert(path);
+        }
+        if last_scan.is_none_or(|t| t.elapsed() >= RESCAN_INTERVAL) {
+            last_scan = Some(Instant::now());
+            dirty.extend(scan(&state.root, &state.excluded));
+        }
+        let ctx2 = ctx.clone();
+        state = tokio::task::spawn_blocking(move || {
+            state.tick(&ctx2, dirty);
+            state
+        })
+        .await
+        .expect("watch tick does not panic");
+    }
+    drop(watcher);
+    info!("Stopped watching.");
+    Ok(())
+}
+
+struct WatchState {
+    settler: Settler,
+    /// Identities already made into assets (or found in the database), by path,
+    /// so that a kept file costs one `stat` per rescan, not a query.
+    known: HashMap<PathBuf, SourceIdentity>,
+    root: PathBuf,
+    excluded: Vec<PathBuf>,
+}
+
+impl WatchState {
+    fn tick(&mut self, ctx: &Context, dirty: HashSet<PathBuf>) {
+        let now = Instant::now();
+        let mut to_check: HashSet<PathBuf> = self.settler.tracked().cloned().collect();
+        to_check.extend(dirty.into_iter().filter(|p| self.is_candidate(p)));
+        for path in to_check {
+            match SourceIdentity::of(&path) {
+                Ok(id) if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) => {
+                    if self.known.get(&path) == Some(&id) {
+                        self.settler.forget(&path);
+                        continue;
+                    }
+                    self.settler.observe(
+                        &path,
+                        Some(Observation {
+                            size: id.size,
+                            mtime_ns: id.mtime_ns,
+                        }),
+                        now,
+                    );
+                }
+                _ => {
+                    self.settler.observe(&path, None, now);
+                    self.known.remove(&path);
+                }
+            }
+        }
+
+        let settled = self.settler.settled(now);
+        if settled.is_empty() {
+            return;
+        }
+        let paths: Vec<PathBuf> = settled.iter().map(|(p, _)| p.clone()).collect();
+        let busy = open_for_writing(&paths);
+        for (path, seen) in settled {
+            if busy.contains(&path) {
+                debug!(path = %path.display(), "Still open for writing; waiting.");
+                self.settler.restart(&path, now);
+                continue;
+            }
+            let Ok(identity) = SourceIdentity::of(&path) else {
+                self.settler.forget(&path);
+                continue;
+            };
+            if identity.size != seen.size || identity.mtime_ns != seen.mtime_ns {
+                self.settler.observe(
+                    &path,
+                    Some(Observation {
+                        size: identity.size,
+                        mtime_ns: identity.mtime_ns,
+                    }),
+                    now,
+                );
+                continue;
+            }
+            match self.take(ctx, &path, identity) {
+                Ok(()) => {
+                    self.settler.forget(&path);
+                    self.known.insert(path, identity);
+                }
+                Err(e) => warn!(path = %path.display(), error = %e, "Cannot record the new file; will retry."),
+            }
+        }
+    }
+
+    fn is_candidate(&self, path: &Path) -> bool {
+        let Ok(relative) = path.strip_prefix(&self.root) else {
+            return false;
+        };
+        if self.excluded.iter().any(|e| path.starts_with(e)) {
+            return false;
+        }
+        relative
+            .components()
+            .all(|c| is_candidate_name(&c.as_os_str().to_string_lossy()))
+    }
+
+    /// Records a settled file as a new asset, unless its identity is known.
+    fn take(&self, ctx: &Context, path: &Path, identity: SourceIdentity) -> Result<(), crate::db::DbError> {
+        if ctx.db.watch_source_known(&identity)? {
+            debug!(path = %path.display(), "Already made into an asset; not taken again.");
+            return Ok(());
+        }
+        let settings = AssetSettings {
+            max_resolution_tier: ctx.config.default_max_resolution_tier,
+            video_quality: ctx.config.default_video_quality,
+            master_access: Default::default(),
+            normalize_audio: false,
+            passthrough: None,
+            meta: None,
+            test: false,
+        };
+        let asset = NewAsset {
+            id: new_asset_id(),
+            created_at: now_ms() / 1000,
+            settings,
+            ingest_type: IngestType::OnDemandDirectUpload,
+        };
+        let source = NewSource {
+            path: path.to_owned(),
+            origin: SourceOrigin::Watch,
+            identity,
+        };
+        ctx.db
+            .create_asset(&asset, Some(&source), ctx.config.max_attempts, now_ms(), None)?;
+        info!(asset.id = %asset.id, path = %path.display(), bytes = identity.size, "New file taken.");
+        ctx.queue_signal.notify_one();
+        Ok(())
+    }
+}
+
+/// Every regular file below `root` (recursively), except in `excluded` folders.
+fn scan(root: &Path, excluded: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => {
+                    if !excluded.iter().any(|e| path.starts_with(e)) {
+                        stack.push(path);
+                    }
+                }
+                Ok(t) if t.is_file() => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Which of `paths` some process holds open for writing, found by reading
+/// `/proc/*/fd` (the links) and `/proc/*/fdinfo` (the open flags). Processes we
+/// may not inspect are skipped; as root, that is none.
+pub fn open_for_writing(paths: &[PathBuf]) -> HashSet<PathBuf> {
+    let wanted: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let mut busy = HashSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return busy;
+    };
+    for proc_entry in procs.flatten() {
+        let pid = proc_entry.file_name();
+        if !pid.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let fd_dir = proc_entry.path().join("fd");
+        let Ok(fds) = std::fs::read_dir(&fd_dir) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if !wanted.contains(target.as_path()) {
+                continue;
+            }
+            let info = proc_entry.path().join("fdinfo").join(fd.file_name());
+            if opened_for_writing(&info) {
+                busy.insert(target);
+            }
+        }
+    }
+    busy
+}
+
+fn opened_for_writing(fdinfo: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(fdinfo) else {
+        return false;
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| i64::from_str_radix(f.trim(), 8).ok())
+        // O_ACCMODE: 1 = O_WRONLY, 2 = O_RDWR.
+        .is_some_and(|flags| flags & 0o3 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_writers_are_seen_and_readers_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().canonicalize().unwrap();
+        let w = dir.join("w.mp4");
+        let r = dir.join("r.mp4");
+        std::fs::write(&r, b"x").unwrap();
+        let writer = std::fs::File::create(&w).unwrap();
+        let reader = std::fs::File::open(&r).unwrap();
+        let busy = open_for_writing(&[w.clone(), r.clone()]);
+        assert!(busy.contains(&w));
+        assert!(!busy.contains(&r));
+        drop(writer);
+        drop(reader);
+        assert!(open_for_writing(&[w.clone()]).is_empty());
+    }
+
+    #[test]
+    fn scan_skips_excluded_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir_all(root.join("failed")).unwrap();
+        std::fs::write(root.join("a/b/x.mp4"), b"x").unwrap();
+        std::fs::write(root.join("failed/y.mp4"), b"y").unwrap();
+        let found = scan(root, &[root.join("failed")]);
+        assert_eq!(found, vec![root.join("a/b/x.mp4")]);
+    }
+}
