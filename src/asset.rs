@@ -491,12 +491,18 @@ mod tests {
             serde_json::to_string(&ResolutionTier::AudioOnly).unwrap(),
             "\"audio-only\""
         );
-        assert_eq!(serde_json::to_string(&MaxResolutionTier::P2160).unwrap(), "\"2160p\"");
+        assert_eq!(
+            serde_json::to_string(&MaxResolutionTier::P2160).unwrap(),
+            "\"2160p\""
+        );
         assert_eq!(
             serde_json::to_string(&IngestType::OnDemandDirectUpload).unwrap(),
             "\"on_demand_direct_upload\""
         );
-        assert_eq!(serde_json::to_string(&MasterAccess::None).unwrap(), "\"none\"");
+        assert_eq!(
+            serde_json::to_string(&MasterAccess::None).unwrap(),
+            "\"none\""
+        );
     }
 
     #[test]

@@ -138,7 +138,10 @@ pub fn run(cli: Cli) -> ExitCode {
 fn probe(file: &Path) -> ExitCode {
     match crate::probe::probe_file(file) {
         Ok(info) => {
-            println!("{}", serde_json::to_string_pretty(&info).expect("info serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&info).expect("info serializes")
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -246,11 +249,17 @@ async fn ingest(config: Config, file: &Path) -> ExitCode {
 
     let bar = indicatif::ProgressBar::new(1000);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {percent:>3}% {elapsed}")
-            .expect("template is valid")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {percent:>3}% {elapsed}",
+        )
+        .expect("template is valid")
+        .progress_chars("=> "),
     );
-    bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    bar.set_message(
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
     bar.enable_steady_tick(Duration::from_millis(200));
     let bar2 = bar.clone();
     let progress: jobs::ProgressFn = Arc::new(move |pct| bar2.set_position((pct * 10.0) as u64));

@@ -329,7 +329,10 @@ impl RawConfig {
             problems.push("transcode.max_attempts must be at least 1".to_owned());
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            problems.push(format!("log.level {:?} is not a valid filter: {e}", self.log.level));
+            problems.push(format!(
+                "log.level {:?} is not a valid filter: {e}",
+                self.log.level
+            ));
         }
 
         if !problems.is_empty() {
@@ -383,7 +386,9 @@ fn parse_storage(
             ));
         }
         let Some(s3) = &raw.s3 else {
-            return Err("storage.url is s3:// but [storage.s3] (credentials) is missing".to_owned());
+            return Err(
+                "storage.url is s3:// but [storage.s3] (credentials) is missing".to_owned(),
+            );
         };
         return Ok(StorageConfig::S3 {
             bucket: bucket.to_owned(),
@@ -435,7 +440,10 @@ mod tests {
         let text = EMBEDDED_DEFAULT.replace("[log]", "[log]\nlevl = 1");
         let err = Config::from_toml(&text, Path::new("/x"), "t").unwrap_err();
         assert!(err.to_string().contains("levl"), "{err}");
-        let text = EMBEDDED_DEFAULT.replace("max_resolution_tier = \"1080p\"", "max_resolution_tier = \"4k\"");
+        let text = EMBEDDED_DEFAULT.replace(
+            "max_resolution_tier = \"1080p\"",
+            "max_resolution_tier = \"4k\"",
+        );
         let err = Config::from_toml(&text, Path::new("/x"), "t").unwrap_err();
         assert!(err.to_string().contains("4k"), "{err}");
     }

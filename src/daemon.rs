@@ -79,7 +79,10 @@ pub async fn recover(ctx: &Arc<Context>) -> Result<(), StartError> {
     .await
     .expect("recovery task does not panic")?;
     if released > 0 {
-        info!(jobs = released, "Took back jobs from a process that stopped.");
+        info!(
+            jobs = released,
+            "Took back jobs from a process that stopped."
+        );
     }
     jobs::dispose::dispose_pending(ctx).await;
     if let Ok(entries) = std::fs::read_dir(&ctx.config.spool_dir) {

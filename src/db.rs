@@ -241,9 +241,12 @@ impl Db {
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
         migrate(&mut conn).map_err(open_err)?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
@@ -418,8 +421,9 @@ impl Db {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let holders: Vec<(i64, String)> = {
-            let mut stmt =
-                tx.prepare("SELECT id, worker_id FROM jobs WHERE state = 'running' AND worker_id IS NOT NULL")?;
+            let mut stmt = tx.prepare(
+                "SELECT id, worker_id FROM jobs WHERE state = 'running' AND worker_id IS NOT NULL",
+            )?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?
         };
@@ -587,14 +591,16 @@ impl Db {
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // IMMEDIATE takes the write lock before the version is read, so two
+    // processes opening a new file at once (the daemon and `reeld assets
+    // list`) cannot both apply the same migration.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
-        tx.commit()?;
     }
-    Ok(())
+    tx.commit()
 }
 
 fn parse_status(s: &str) -> Result<AssetStatus, DbError> {
@@ -639,10 +645,10 @@ impl AssetRow {
             table: "assets",
             detail: format!("asset {}: {detail}", self.id),
         };
-        let settings: AssetSettings = serde_json::from_str(&self.settings)
-            .map_err(|e| corrupt(format!("settings: {e}")))?;
-        let summary: MediaSummary = serde_json::from_str(&self.summary)
-            .map_err(|e| corrupt(format!("summary: {e}")))?;
+        let settings: AssetSettings =
+            serde_json::from_str(&self.settings).map_err(|e| corrupt(format!("settings: {e}")))?;
+        let summary: MediaSummary =
+            serde_json::from_str(&self.summary).map_err(|e| corrupt(format!("summary: {e}")))?;
         let errors: Option<AssetErrors> = self
             .errors
             .as_deref()
@@ -730,14 +736,20 @@ mod tests {
         assert!(!db.heartbeat(job, "w1", 60_001).unwrap());
 
         // Requeue with backoff: not claimable before not_before.
-        db.requeue_job(job, Some("store down"), 70_000, false).unwrap();
+        db.requeue_job(job, Some("store down"), 70_000, false)
+            .unwrap();
         assert!(db.claim_job("w3", POLICY, 65_000, None).unwrap().is_none());
         let again = db.claim_job("w3", POLICY, 70_000, None).unwrap().unwrap();
         assert_eq!(again.last_error.as_deref(), Some("store down"));
         assert_eq!(again.attempts, 3);
 
-        db.finish_ready(job, "a1", &MediaSummary::default(), 80_000).unwrap();
-        assert!(db.claim_job("w4", POLICY, 1_000_000, None).unwrap().is_none());
+        db.finish_ready(job, "a1", &MediaSummary::default(), 80_000)
+            .unwrap();
+        assert!(
+            db.claim_job("w4", POLICY, 1_000_000, None)
+                .unwrap()
+                .is_none()
+        );
         let asset = db.get_asset("a1").unwrap().unwrap();
         assert_eq!(asset.status, AssetStatus::Ready);
         assert_eq!(asset.progress.progress, 100.0);
@@ -772,11 +784,16 @@ mod tests {
             identity,
         };
         assert!(!db.watch_source_known(&identity).unwrap());
-        let job = db.create_asset(&new_asset("a1"), Some(&source), 3, 0, None).unwrap();
+        let job = db
+            .create_asset(&new_asset("a1"), Some(&source), 3, 0, None)
+            .unwrap();
         assert!(db.watch_source_known(&identity).unwrap());
         assert!(
-            !db.watch_source_known(&SourceIdentity { mtime_ns: 5, ..identity })
-                .unwrap()
+            !db.watch_source_known(&SourceIdentity {
+                mtime_ns: 5,
+                ..identity
+            })
+            .unwrap()
         );
         assert!(db.pending_sources().unwrap().is_empty(), "still preparing");
         let errors = AssetErrors {
@@ -792,10 +809,28 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_first_opens_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Db::open(&path).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    }
+
+    #[test]
     fn reopening_keeps_data_and_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        Db::open(&path).unwrap().create_asset(&new_asset("a1"), None, 3, 0, None).unwrap();
+        Db::open(&path)
+            .unwrap()
+            .create_asset(&new_asset("a1"), None, 3, 0, None)
+            .unwrap();
         let db = Db::open(&path).unwrap();
         let list = db.list_assets(10, 0).unwrap();
         assert_eq!(list.len(), 1);

@@ -115,9 +115,11 @@ pub async fn worker_loop(ctx: Arc<Context>, index: usize, shutdown: Cancellation
         let claimed = {
             let db = ctx.db.clone();
             let worker_id = ctx.worker_id.clone();
-            tokio::task::spawn_blocking(move || db.claim_job(&worker_id, LEASE_POLICY, now_ms(), None))
-                .await
-                .expect("claim task does not panic")
+            tokio::task::spawn_blocking(move || {
+                db.claim_job(&worker_id, LEASE_POLICY, now_ms(), None)
+            })
+            .await
+            .expect("claim task does not panic")
         };
         match claimed {
             Ok(Some(job)) => {
@@ -194,7 +196,10 @@ fn spawn_heartbeat(
             match renewed {
                 Ok(Ok(true)) => {}
                 Ok(Ok(false)) => {
-                    warn!(job.id = job_id, "Lease lost to another worker; stopping this job.");
+                    warn!(
+                        job.id = job_id,
+                        "Lease lost to another worker; stopping this job."
+                    );
                     cancel.cancel();
                     return;
                 }
@@ -226,7 +231,10 @@ mod tests {
         // A pid that cannot exist on Linux (above pid_max's hard limit).
         assert!(worker_is_dead(&format!("{host}:99999999:abc"), &me));
         // Our pid with another nonce: an earlier process.
-        assert!(worker_is_dead(&format!("{host}:{}:other", std::process::id()), &me));
+        assert!(worker_is_dead(
+            &format!("{host}:{}:other", std::process::id()),
+            &me
+        ));
         // Another host: never judged from here.
         assert!(!worker_is_dead("elsewhere:1:abc", &me));
         assert!(!worker_is_dead("garbage", &me));

@@ -150,7 +150,10 @@ fn link_chain(elements: &[&gst::Element]) -> Result<(), PipelineError> {
             "cannot link {}: {e}",
             elements
                 .iter()
-                .map(|e| e.factory().map(|f| f.name().to_string()).unwrap_or_default())
+                .map(|e| e
+                    .factory()
+                    .map(|f| f.name().to_string())
+                    .unwrap_or_default())
                 .collect::<Vec<_>>()
                 .join(" ! ")
         ),
@@ -183,7 +186,9 @@ pub fn transcode(
     let decodebin = make("decodebin")?;
     pipeline
         .add_many([&filesrc, &decodebin])
-        .map_err(|e| PipelineError::Build { what: e.to_string() })?;
+        .map_err(|e| PipelineError::Build {
+            what: e.to_string(),
+        })?;
     link_chain(&[&filesrc, &decodebin])?;
 
     let mux = make("mp4mux")?;
@@ -194,15 +199,27 @@ pub fn transcode(
     filesink.set_property("location", output.path.to_string_lossy().as_ref());
     pipeline
         .add_many([&mux, &filesink])
-        .map_err(|e| PipelineError::Build { what: e.to_string() })?;
+        .map_err(|e| PipelineError::Build {
+            what: e.to_string(),
+        })?;
     link_chain(&[&mux, &filesink])?;
 
     let mut branches = Vec::new();
     if let Some(video) = &output.video {
-        branches.push(build_video_branch(&pipeline, video, options.fragments, &mux)?);
+        branches.push(build_video_branch(
+            &pipeline,
+            video,
+            options.fragments,
+            &mux,
+        )?);
     }
     if let Some(audio) = &output.audio {
-        branches.push(build_audio_branch(&pipeline, audio, options.fragments, &mux)?);
+        branches.push(build_audio_branch(
+            &pipeline,
+            audio,
+            options.fragments,
+            &mux,
+        )?);
     }
     let branches = Arc::new(Mutex::new(branches));
     let missing_stream: Arc<Mutex<Option<&'static str>>> = Arc::new(Mutex::new(None));
@@ -268,11 +285,11 @@ pub fn transcode(
         });
     }
 
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| first_bus_error(&pipeline).unwrap_or(PipelineError::Build {
+    pipeline.set_state(gst::State::Playing).map_err(|_| {
+        first_bus_error(&pipeline).unwrap_or(PipelineError::Build {
             what: "the pipeline refused to start".into(),
-        }))?;
+        })
+    })?;
 
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let mut last_position = 0u64;
@@ -385,9 +402,9 @@ fn build_video_branch(
     chain.push(encoder_el);
     chain.push(parse.clone());
     for e in &chain {
-        pipeline
-            .add(e)
-            .map_err(|err| PipelineError::Build { what: err.to_string() })?;
+        pipeline.add(e).map_err(|err| PipelineError::Build {
+            what: err.to_string(),
+        })?;
     }
     link_chain(&chain.iter().collect::<Vec<_>>())?;
     let mux_pad = mux
@@ -442,9 +459,9 @@ fn build_audio_branch(
     let encoder_el: gst::Element = encoder.upcast();
     let chain = [&queue, &convert, &resample, &caps, &encoder_el, &parse];
     for e in chain {
-        pipeline
-            .add(e)
-            .map_err(|err| PipelineError::Build { what: err.to_string() })?;
+        pipeline.add(e).map_err(|err| PipelineError::Build {
+            what: err.to_string(),
+        })?;
     }
     link_chain(&chain)?;
     let mux_pad = mux
@@ -555,7 +572,10 @@ fn stream_error(err: &gst::message::Error) -> PipelineError {
 
 fn first_bus_error(pipeline: &gst::Pipeline) -> Option<PipelineError> {
     let bus = pipeline.bus()?;
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(100), &[gst::MessageType::Error])?;
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_mseconds(100),
+        &[gst::MessageType::Error],
+    )?;
     match msg.view() {
         gst::MessageView::Error(err) => Some(stream_error(err)),
         _ => None,

@@ -15,9 +15,15 @@ use crate::asset::VideoQuality;
 
 /// The fragments shipped with reeld, used when the folder lacks a file.
 const EMBEDDED: [(&str, &str); 4] = [
-    ("h264-basic.gst", include_str!("../pipelines/h264-basic.gst")),
+    (
+        "h264-basic.gst",
+        include_str!("../pipelines/h264-basic.gst"),
+    ),
     ("h264-plus.gst", include_str!("../pipelines/h264-plus.gst")),
-    ("h264-premium.gst", include_str!("../pipelines/h264-premium.gst")),
+    (
+        "h264-premium.gst",
+        include_str!("../pipelines/h264-premium.gst"),
+    ),
     ("aac.gst", include_str!("../pipelines/aac.gst")),
 ];
 
@@ -154,7 +160,11 @@ fn strip_comments(text: &str) -> String {
 }
 
 /// Parses a fragment and checks that its pads accept `input` and can produce `output`.
-fn check(fragment: &Fragment, input: &'static str, output: &'static str) -> Result<(), FragmentError> {
+fn check(
+    fragment: &Fragment,
+    input: &'static str,
+    output: &'static str,
+) -> Result<(), FragmentError> {
     let bin = fragment.instantiate().map_err(|e| FragmentError::Parse {
         origin: fragment.origin.clone(),
         message: e.to_string(),
@@ -171,11 +181,23 @@ fn check(fragment: &Fragment, input: &'static str, output: &'static str) -> Resu
     let src = bin
         .static_pad("src")
         .ok_or_else(|| wrong("it has no unlinked output pad".into()))?;
-    if !sink.query_caps(None).can_intersect(&gst::Caps::new_empty_simple(input)) {
-        return Err(wrong(format!("its input accepts {}", sink.query_caps(None))));
+    if !sink
+        .query_caps(None)
+        .can_intersect(&gst::Caps::new_empty_simple(input))
+    {
+        return Err(wrong(format!(
+            "its input accepts {}",
+            sink.query_caps(None)
+        )));
     }
-    if !src.query_caps(None).can_intersect(&gst::Caps::new_empty_simple(output)) {
-        return Err(wrong(format!("its output produces {}", src.query_caps(None))));
+    if !src
+        .query_caps(None)
+        .can_intersect(&gst::Caps::new_empty_simple(output))
+    {
+        return Err(wrong(format!(
+            "its output produces {}",
+            src.query_caps(None)
+        )));
     }
     Ok(())
 }
@@ -188,7 +210,11 @@ mod tests {
     fn shipped_fragments_load() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
         let f = Fragments::load(&dir).unwrap();
-        assert!(f.video(VideoQuality::Plus).description.starts_with("x264enc"));
+        assert!(
+            f.video(VideoQuality::Plus)
+                .description
+                .starts_with("x264enc")
+        );
         assert!(f.audio().description.contains("avenc_aac"));
     }
 
@@ -199,7 +225,10 @@ mod tests {
         let errors = Fragments::load(dir.path()).unwrap_err();
         assert_eq!(errors.len(), 1);
         let text = errors[0].to_string();
-        assert!(text.contains("h264-plus.gst") && text.contains("nosuchenc"), "{text}");
+        assert!(
+            text.contains("h264-plus.gst") && text.contains("nosuchenc"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -208,6 +237,9 @@ mod tests {
         std::fs::write(dir.path().join("aac.gst"), "x264enc").unwrap();
         let errors = Fragments::load(dir.path()).unwrap_err();
         let text = errors[0].to_string();
-        assert!(text.contains("aac.gst") && text.contains("audio/x-raw"), "{text}");
+        assert!(
+            text.contains("aac.gst") && text.contains("audio/x-raw"),
+            "{text}"
+        );
     }
 }

@@ -89,7 +89,7 @@ pub fn plan_master(info: &MediaInfo, settings: &AssetSettings) -> Result<Plan, P
                     height: v.height,
                 });
             }
-            let (dw, dh) = display_size_exact(v);
+            let (dw, dh) = v.display_size();
             let (width, height) = fit_within(dw, dh, settings.max_resolution_tier);
             let fps = v.fps();
             let max_frame_rate = fps
@@ -128,19 +128,6 @@ pub fn plan_master(info: &MediaInfo, settings: &AssetSettings) -> Result<Plan, P
         expected_duration: info.duration,
         source_audio_channels: info.audio.first().map(|a| a.channels),
     })
-}
-
-/// Display size without rounding: pixel aspect ratio applied to the width,
-/// then rotation.
-fn display_size_exact(v: &crate::probe::VideoStream) -> (f64, f64) {
-    let (pn, pd) = if v.par.0 == 0 || v.par.1 == 0 {
-        (1, 1)
-    } else {
-        v.par
-    };
-    let w = f64::from(v.width) * f64::from(pn) / f64::from(pd);
-    let h = f64::from(v.height);
-    if v.rotation % 180 == 90 { (h, w) } else { (w, h) }
 }
 
 /// Scales a display size down (never up) so that its long edge and short edge
@@ -230,7 +217,10 @@ mod tests {
             ((853, 479, 0, P1080), (852, 478, ResolutionTier::P720)),
             // Portrait by rotation: stored upright.
             ((1920, 1080, 90, P1080), (1080, 1920, ResolutionTier::P1080)),
-            ((3840, 2160, 270, P1080), (1080, 1920, ResolutionTier::P1080)),
+            (
+                (3840, 2160, 270, P1080),
+                (1080, 1920, ResolutionTier::P1080),
+            ),
             // Portrait by coding.
             ((2160, 3840, 0, P1080), (1080, 1920, ResolutionTier::P1080)),
             ((2160, 3840, 0, P1440), (1440, 2560, ResolutionTier::P1440)),
@@ -252,7 +242,8 @@ mod tests {
     fn anamorphic_sd_becomes_square_pixels() {
         let mut v = video(720, 480);
         v.par = (32, 27);
-        let plan = plan_master(&info(vec![v], vec![]), &settings(MaxResolutionTier::P1080)).unwrap();
+        let plan =
+            plan_master(&info(vec![v], vec![]), &settings(MaxResolutionTier::P1080)).unwrap();
         let t = plan.video.unwrap();
         assert_eq!((t.width, t.height), (854, 480));
     }
@@ -270,7 +261,8 @@ mod tests {
         for (rate, cap, stored, gop) in cases {
             let mut v = video(1280, 720);
             v.frame_rate = rate;
-            let plan = plan_master(&info(vec![v], vec![]), &settings(MaxResolutionTier::P1080)).unwrap();
+            let plan =
+                plan_master(&info(vec![v], vec![]), &settings(MaxResolutionTier::P1080)).unwrap();
             let t = plan.video.unwrap();
             assert_eq!(t.max_frame_rate, cap, "{rate:?}");
             assert!((t.stored_frame_rate - stored).abs() < 1e-9, "{rate:?}");
@@ -280,11 +272,18 @@ mod tests {
 
     #[test]
     fn audio_only_and_video_only() {
-        let p = plan_master(&info(vec![], vec![stereo()]), &settings(MaxResolutionTier::P1080)).unwrap();
+        let p = plan_master(
+            &info(vec![], vec![stereo()]),
+            &settings(MaxResolutionTier::P1080),
+        )
+        .unwrap();
         assert_eq!(p.resolution_tier, ResolutionTier::AudioOnly);
         assert!(p.video.is_none());
-        let p = plan_master(&info(vec![video(1280, 720)], vec![]), &settings(MaxResolutionTier::P1080))
-            .unwrap();
+        let p = plan_master(
+            &info(vec![video(1280, 720)], vec![]),
+            &settings(MaxResolutionTier::P1080),
+        )
+        .unwrap();
         assert!(p.audio.is_none());
         assert_eq!(
             plan_master(&info(vec![], vec![]), &settings(MaxResolutionTier::P1080)),
@@ -296,7 +295,11 @@ mod tests {
     fn surround_is_downmixed_to_stereo_mono_kept() {
         let mut a = stereo();
         a.channels = 6;
-        let p = plan_master(&info(vec![], vec![a.clone()]), &settings(MaxResolutionTier::P1080)).unwrap();
+        let p = plan_master(
+            &info(vec![], vec![a.clone()]),
+            &settings(MaxResolutionTier::P1080),
+        )
+        .unwrap();
         assert_eq!(p.audio.unwrap().channels, 2);
         a.channels = 1;
         let p = plan_master(&info(vec![], vec![a]), &settings(MaxResolutionTier::P1080)).unwrap();
@@ -306,8 +309,14 @@ mod tests {
     #[test]
     fn zero_sized_video_is_refused() {
         assert_eq!(
-            plan_master(&info(vec![video(0, 0)], vec![]), &settings(MaxResolutionTier::P1080)),
-            Err(PlanError::InvalidVideoSize { width: 0, height: 0 })
+            plan_master(
+                &info(vec![video(0, 0)], vec![]),
+                &settings(MaxResolutionTier::P1080)
+            ),
+            Err(PlanError::InvalidVideoSize {
+                width: 0,
+                height: 0
+            })
         );
     }
 }

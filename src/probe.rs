@@ -98,17 +98,22 @@ impl VideoStream {
         (n > 0 && d > 0).then(|| f64::from(n) / f64::from(d))
     }
 
-    /// Width and height as displayed: pixel aspect applied, then rotation.
-    pub fn display_size(&self) -> (u32, u32) {
+    /// Width and height as displayed, unrounded: pixel aspect ratio applied,
+    /// then rotation.
+    pub fn display_size(&self) -> (f64, f64) {
         let (pn, pd) = if self.par.0 == 0 || self.par.1 == 0 {
             (1, 1)
         } else {
             self.par
         };
         // Non-square pixels stretch the width (as players do), keeping the height.
-        let w = (f64::from(self.width) * f64::from(pn) / f64::from(pd)).round() as u32;
-        let h = self.height;
-        if self.rotation % 180 == 90 { (h, w) } else { (w, h) }
+        let w = f64::from(self.width) * f64::from(pn) / f64::from(pd);
+        let h = f64::from(self.height);
+        if self.rotation % 180 == 90 {
+            (h, w)
+        } else {
+            (w, h)
+        }
     }
 }
 
@@ -149,10 +154,12 @@ pub fn probe_file(path: &Path) -> Result<MediaInfo, ProbeError> {
     if meta.len() == 0 {
         return Err(ProbeError::Empty);
     }
-    let abs = path.canonicalize().map_err(|source| ProbeError::Unreadable {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let abs = path
+        .canonicalize()
+        .map_err(|source| ProbeError::Unreadable {
+            path: path.display().to_string(),
+            source,
+        })?;
     let uri = gst::glib::filename_to_uri(&abs, None)
         .map_err(|e| ProbeError::Init(format!("cannot make a URI of {}: {e}", abs.display())))?;
     crate::pipeline::init_gstreamer().map_err(|e| ProbeError::Init(e.to_string()))?;
@@ -298,7 +305,14 @@ fn codec_of(caps: Option<&gst::Caps>) -> String {
         "audio/x-vorbis" => "vorbis",
         "audio/x-alac" => "alac",
         name if name.starts_with("audio/x-raw") => "pcm",
-        name => return name.rsplit('/').next().unwrap_or(name).trim_start_matches("x-").to_owned(),
+        name => {
+            return name
+                .rsplit('/')
+                .next()
+                .unwrap_or(name)
+                .trim_start_matches("x-")
+                .to_owned();
+        }
     }
     .to_owned()
 }
@@ -350,9 +364,16 @@ mod tests {
 
     #[test]
     fn display_size_applies_par_then_rotation() {
-        assert_eq!(stream(1920, 1080, (1, 1), 0).display_size(), (1920, 1080));
-        assert_eq!(stream(1920, 1080, (1, 1), 90).display_size(), (1080, 1920));
-        assert_eq!(stream(720, 480, (32, 27), 0).display_size(), (853, 480));
-        assert_eq!(stream(720, 480, (0, 1), 0).display_size(), (720, 480));
+        assert_eq!(
+            stream(1920, 1080, (1, 1), 0).display_size(),
+            (1920.0, 1080.0)
+        );
+        assert_eq!(
+            stream(1920, 1080, (1, 1), 90).display_size(),
+            (1080.0, 1920.0)
+        );
+        let (w, h) = stream(720, 480, (32, 27), 0).display_size();
+        assert!((w - 853.333).abs() < 0.001 && h == 480.0);
+        assert_eq!(stream(720, 480, (0, 1), 0).display_size(), (720.0, 480.0));
     }
 }

@@ -199,7 +199,10 @@ mod tests {
     #[test]
     fn key_layout() {
         assert_eq!(master_key("abc").to_string(), "assets/abc/master.mp4");
-        assert_eq!(asset_key("abc", "720p.mp4").to_string(), "assets/abc/720p.mp4");
+        assert_eq!(
+            asset_key("abc", "720p.mp4").to_string(),
+            "assets/abc/720p.mp4"
+        );
     }
 
     #[tokio::test]
@@ -215,7 +218,10 @@ mod tests {
         let key = master_key("x");
         assert_eq!(store.size_of(&key).await.unwrap(), None);
         assert_eq!(store.put_file(&key, &src).await.unwrap(), data.len() as u64);
-        assert_eq!(store.get_bytes(&key).await.unwrap().as_ref(), data.as_slice());
+        assert_eq!(
+            store.get_bytes(&key).await.unwrap().as_ref(),
+            data.as_slice()
+        );
         assert!(dir.path().join("store/assets/x/master.mp4").exists());
     }
 }

@@ -196,7 +196,9 @@ impl WatchState {
                     self.settler.forget(&path);
                     self.known.insert(path, identity);
                 }
-                Err(e) => warn!(path = %path.display(), error = %e, "Cannot record the new file; will retry."),
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "Cannot record the new file; will retry.")
+                }
             }
         }
     }
@@ -214,7 +216,12 @@ impl WatchState {
     }
 
     /// Records a settled file as a new asset, unless its identity is known.
-    fn take(&self, ctx: &Context, path: &Path, identity: SourceIdentity) -> Result<(), crate::db::DbError> {
+    fn take(
+        &self,
+        ctx: &Context,
+        path: &Path,
+        identity: SourceIdentity,
+    ) -> Result<(), crate::db::DbError> {
         if ctx.db.watch_source_known(&identity)? {
             debug!(path = %path.display(), "Already made into an asset; not taken again.");
             return Ok(());
@@ -239,8 +246,13 @@ impl WatchState {
             origin: SourceOrigin::Watch,
             identity,
         };
-        ctx.db
-            .create_asset(&asset, Some(&source), ctx.config.max_attempts, now_ms(), None)?;
+        ctx.db.create_asset(
+            &asset,
+            Some(&source),
+            ctx.config.max_attempts,
+            now_ms(),
+            None,
+        )?;
         info!(asset.id = %asset.id, path = %path.display(), bytes = identity.size, "New file taken.");
         ctx.queue_signal.notify_one();
         Ok(())
@@ -258,10 +270,8 @@ fn scan(root: &Path, excluded: &[PathBuf]) -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let path = entry.path();
             match entry.file_type() {
-                Ok(t) if t.is_dir() => {
-                    if !excluded.iter().any(|e| path.starts_with(e)) {
-                        stack.push(path);
-                    }
+                Ok(t) if t.is_dir() && !excluded.iter().any(|e| path.starts_with(e)) => {
+                    stack.push(path);
                 }
                 Ok(t) if t.is_file() => out.push(path),
                 _ => {}
@@ -334,7 +344,7 @@ mod tests {
         assert!(!busy.contains(&r));
         drop(writer);
         drop(reader);
-        assert!(open_for_writing(&[w.clone()]).is_empty());
+        assert!(open_for_writing(std::slice::from_ref(&w)).is_empty());
     }
 
     #[test]

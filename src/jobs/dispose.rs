@@ -64,7 +64,10 @@ fn dispose_one(ctx: &Context, source: &PendingSource) -> std::io::Result<Disposi
                 Ok(Disposition::Deleted)
             }
             OnSuccess::Move => {
-                let done = config.done_dir.as_ref().expect("validated: move needs done_dir");
+                let done = config
+                    .done_dir
+                    .as_ref()
+                    .expect("validated: move needs done_dir");
                 let to = move_below(&source.path, &config.watch_dir, done, &source.asset_id)?;
                 info!(asset.id = %source.asset_id, to = %to.display(), "Source moved to the done folder.");
                 Ok(Disposition::Moved)
@@ -99,7 +102,12 @@ fn dispose_one(ctx: &Context, source: &PendingSource) -> std::io::Result<Disposi
 /// `from_root`. An existing file there is never overwritten: the asset id is
 /// added to the name instead. Falls back to copy + fsync + delete across file
 /// systems.
-fn move_below(path: &Path, from_root: &Path, to_root: &Path, asset_id: &str) -> std::io::Result<PathBuf> {
+fn move_below(
+    path: &Path,
+    from_root: &Path,
+    to_root: &Path,
+    asset_id: &str,
+) -> std::io::Result<PathBuf> {
     let relative = path
         .strip_prefix(from_root)
         .map(Path::to_path_buf)

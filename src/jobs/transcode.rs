@@ -53,7 +53,9 @@ pub async fn run(
         return JobOutcome::InvalidInput(format!(
             "Processing was attempted {} times without success; last error: {}",
             job.max_attempts,
-            job.last_error.as_deref().unwrap_or("the worker stopped while processing")
+            job.last_error
+                .as_deref()
+                .unwrap_or("the worker stopped while processing")
         ));
     }
     match run_steps(ctx, job, cancel, progress).await {
@@ -88,13 +90,24 @@ async fn run_steps(
     let spool = ctx.config.spool_dir.join(&asset_id);
     let _ = std::fs::remove_dir_all(&spool);
     std::fs::create_dir_all(&spool).map_err(|e| {
-        JobOutcome::Transient(format!("Cannot create spool folder {}: {e}", spool.display()))
+        JobOutcome::Transient(format!(
+            "Cannot create spool folder {}: {e}",
+            spool.display()
+        ))
     })?;
     let master_path = spool.join("master.mp4");
 
     set_progress(ctx, &asset_id, ProgressState::Transcoding, 0.0).await;
-    let run =
-        transcode_blocking(ctx, &asset_id, &source, &plan, &master_path, cancel, progress).await;
+    let run = transcode_blocking(
+        ctx,
+        &asset_id,
+        &source,
+        &plan,
+        &master_path,
+        cancel,
+        progress,
+    )
+    .await;
     if let Err(e) = run {
         if !matches!(e, JobOutcome::Cancelled) {
             let _ = std::fs::remove_dir_all(&spool);
@@ -210,14 +223,18 @@ async fn transcode_blocking(
 /// streams are present and it is as long as the source (a decoder that gave up
 /// half-way through a damaged file produces a short output, not an error).
 async fn verify_output(path: &Path, plan: &Plan) -> Result<MediaInfo, JobOutcome> {
-    let info = probe_blocking(path.to_owned()).await.map_err(|e| {
-        JobOutcome::Transient(format!("The transcoded master does not probe: {e}"))
-    })?;
+    let info = probe_blocking(path.to_owned())
+        .await
+        .map_err(|e| JobOutcome::Transient(format!("The transcoded master does not probe: {e}")))?;
     if plan.video.is_some() && info.video.is_empty() {
-        return Err(JobOutcome::Transient("The transcoded master has no video stream.".into()));
+        return Err(JobOutcome::Transient(
+            "The transcoded master has no video stream.".into(),
+        ));
     }
     if plan.audio.is_some() && info.audio.is_empty() {
-        return Err(JobOutcome::Transient("The transcoded master has no audio stream.".into()));
+        return Err(JobOutcome::Transient(
+            "The transcoded master has no audio stream.".into(),
+        ));
     }
     if let (Some(expected), Some(actual)) = (plan.expected_duration, info.duration) {
         let tolerance = (expected * 0.02).max(0.5);
@@ -264,7 +281,10 @@ fn summarize(stored: &MediaInfo, plan: &Plan) -> MediaSummary {
             max_height: None,
             max_frame_rate: None,
             // Mux reports the source's channel count, not the stored downmix.
-            max_channels: Some(plan.source_audio_channels.unwrap_or(stored.audio[0].channels)),
+            max_channels: Some(
+                plan.source_audio_channels
+                    .unwrap_or(stored.audio[0].channels),
+            ),
             primary: Some(true),
         });
     }
@@ -326,9 +346,7 @@ pub async fn record_outcome(ctx: &Arc<Context>, job: &Job, outcome: JobOutcome) 
             }
         }
         JobOutcome::Transient(message) => requeue(ctx, job, message, false).await,
-        JobOutcome::Cancelled => {
-            requeue(ctx, job, "stopped by shutdown".into(), true).await
-        }
+        JobOutcome::Cancelled => requeue(ctx, job, "stopped by shutdown".into(), true).await,
     };
     if matches!(finished, Finished::Ready | Finished::Errored(_)) {
         super::dispose::dispose_pending(ctx).await;
@@ -339,14 +357,17 @@ pub async fn record_outcome(ctx: &Arc<Context>, job: &Job, outcome: JobOutcome) 
 async fn requeue(ctx: &Arc<Context>, job: &Job, reason: String, refund: bool) -> Finished {
     let db = ctx.db.clone();
     let job_id = job.id;
-    let delay = if refund { Default::default() } else { backoff(job.attempts) };
+    let delay = if refund {
+        Default::default()
+    } else {
+        backoff(job.attempts)
+    };
     let not_before = now_ms() + delay.as_millis() as i64;
     let why = reason.clone();
-    let r = tokio::task::spawn_blocking(move || {
-        db.requeue_job(job_id, Some(&why), not_before, refund)
-    })
-    .await
-    .expect("db task does not panic");
+    let r =
+        tokio::task::spawn_blocking(move || db.requeue_job(job_id, Some(&why), not_before, refund))
+            .await
+            .expect("db task does not panic");
     if let Err(e) = r {
         // The lease will expire and the job will be taken back anyway.
         warn!(error = %e, "Cannot put the job back in the queue; its lease will expire.");
@@ -371,7 +392,9 @@ fn sentence(message: &str) -> String {
 /// A pipeline failure caused by the input, as a user-facing sentence.
 fn input_error_sentence(e: &PipelineError) -> String {
     match e {
-        PipelineError::Stream { message, element, .. } => sentence(&format!(
+        PipelineError::Stream {
+            message, element, ..
+        } => sentence(&format!(
             "The source could not be decoded ({message}, in {})",
             element.rsplit('/').next().unwrap_or(element)
         )),
@@ -385,7 +408,10 @@ mod tests {
 
     #[test]
     fn sentences() {
-        assert_eq!(sentence("the file is empty (0 bytes)"), "The file is empty (0 bytes).");
+        assert_eq!(
+            sentence("the file is empty (0 bytes)"),
+            "The file is empty (0 bytes)."
+        );
         assert_eq!(sentence("Done."), "Done.");
         assert_eq!(sentence(""), "Unknown error.");
     }

@@ -1,0 +1,393 @@
+//! Test harness: media made on the fly with GStreamer, outputs checked with
+//! ffprobe (an independent reader) and a top-level MP4 box walker, and a
+//! `TestDaemon` that runs the real `reeld` binary on a temporary config.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub fn reeld_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_reeld")
+}
+
+/// Runs `gst-launch-1.0 -q -e` on a whitespace-separated description.
+pub fn gst_launch(description: &str) {
+    let status = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .arg("-e")
+        .args(description.split_whitespace())
+        .status()
+        .expect("gst-launch-1.0 runs (scripts/install-deps installs it)");
+    assert!(status.success(), "gst-launch-1.0 failed: {description}");
+}
+
+/// What a generated clip contains.
+#[derive(Clone, Copy)]
+pub struct ClipSpec {
+    /// Video size, or `None` for audio only.
+    pub video: Option<(u32, u32)>,
+    /// Frames per second.
+    pub fps: u32,
+    /// Seconds.
+    pub seconds: u32,
+    /// Whether there is an audio track.
+    pub audio: bool,
+}
+
+impl ClipSpec {
+    /// A video with stereo audio.
+    pub fn av(width: u32, height: u32, seconds: u32) -> ClipSpec {
+        ClipSpec {
+            video: Some((width, height)),
+            fps: 30,
+            seconds,
+            audio: true,
+        }
+    }
+}
+
+/// Writes an H.264 (8-bit 4:2:0) + AAC MP4, or an AAC-only M4A, to `path`.
+pub fn make_clip(path: &Path, spec: ClipSpec) {
+    let frames = spec.fps * spec.seconds;
+    // AAC frames are 1024 samples at 48 kHz.
+    let audio_buffers = spec.seconds * 48_000 / 1024;
+    let mut desc = format!("mp4mux name=m ! filesink location={} ", path.display());
+    if let Some((w, h)) = spec.video {
+        desc += &format!(
+            "videotestsrc pattern=ball num-buffers={frames} ! \
+             video/x-raw,format=I420,width={w},height={h},framerate={}/1 ! \
+             x264enc speed-preset=ultrafast key-int-max=60 ! video/x-h264,profile=high ! h264parse ! m. ",
+            spec.fps
+        );
+    }
+    if spec.audio {
+        desc += &format!(
+            "audiotestsrc wave=sine num-buffers={audio_buffers} samplesperbuffer=1024 ! \
+             audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse ! m. "
+        );
+    }
+    gst_launch(&desc);
+}
+
+/// ffprobe's view of a file: `{"streams": [...], "format": {...}}`.
+pub fn ffprobe(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (scripts/install-deps installs ffmpeg)");
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe prints JSON")
+}
+
+/// The first stream of `kind` (`video` or `audio`) in ffprobe output.
+pub fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
+    probe["streams"]
+        .as_array()?
+        .iter()
+        .find(|s| s["codec_type"] == kind)
+}
+
+/// The container duration in seconds.
+pub fn duration_of(probe: &Value) -> f64 {
+    probe["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .expect("format has a duration")
+}
+
+/// The top-level MP4 box types in file order.
+pub fn top_level_boxes(path: &Path) -> Vec<String> {
+    let data = std::fs::read(path).expect("file is readable");
+    let mut boxes = Vec::new();
+    let mut pos = 0usize;
+    while pos + 8 <= data.len() {
+        let size32 = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as u64;
+        let kind = String::from_utf8_lossy(&data[pos + 4..pos + 8]).into_owned();
+        let size = match size32 {
+            1 => u64::from_be_bytes(data[pos + 8..pos + 16].try_into().unwrap()),
+            0 => (data.len() - pos) as u64,
+            n => n,
+        };
+        boxes.push(kind);
+        if size < 8 {
+            break;
+        }
+        pos += size as usize;
+    }
+    boxes
+}
+
+/// Asserts that `moov` comes before `mdat` (fast start).
+pub fn assert_faststart(path: &Path) {
+    let boxes = top_level_boxes(path);
+    let moov = boxes.iter().position(|b| b == "moov");
+    let mdat = boxes.iter().position(|b| b == "mdat");
+    assert!(
+        matches!((moov, mdat), (Some(m), Some(d)) if m < d),
+        "moov must precede mdat in {}: {boxes:?}",
+        path.display()
+    );
+}
+
+/// Checks a stored master: H.264 High 8-bit 4:2:0 (+ AAC-LC when `audio`),
+/// the expected size, `moov` first, and the source's duration within 0.1 s.
+pub fn assert_master(path: &Path, width: u32, height: u32, audio: bool, source_duration: f64) {
+    let p = ffprobe(path);
+    let v = stream(&p, "video").expect("master has video");
+    assert_eq!(v["codec_name"], "h264", "{v}");
+    assert_eq!(v["profile"], "High", "{v}");
+    assert_eq!(v["pix_fmt"], "yuv420p", "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(width.into()), Some(height.into()))
+    );
+    // Upright: no rotation left for players to apply.
+    let rotated = v["side_data_list"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|s| s["rotation"].as_i64().unwrap_or(0) != 0));
+    assert!(!rotated, "master must carry no rotation: {v}");
+    match stream(&p, "audio") {
+        Some(a) if audio => {
+            assert_eq!(a["codec_name"], "aac");
+            assert_eq!(a["profile"], "LC");
+        }
+        None if !audio => {}
+        other => panic!("audio expected: {audio}, found {other:?}"),
+    }
+    let d = duration_of(&p);
+    assert!(
+        (d - source_duration).abs() <= 0.1,
+        "master duration {d} vs source {source_duration}"
+    );
+    assert_faststart(path);
+}
+
+/// A temporary installation: config, folders, and optionally a running daemon.
+pub struct TestEnv {
+    /// Holds the folder for the test's lifetime.
+    pub dir: tempfile::TempDir,
+    /// The config file.
+    pub config: PathBuf,
+}
+
+impl TestEnv {
+    /// A config with a 1 s settle time; `extra` replaces lines of the default
+    /// (pairs of `(from, to)`).
+    pub fn new(replacements: &[(&str, &str)]) -> TestEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
+                .expect("default config is readable")
+                .replace("settle_seconds = 3", "settle_seconds = 1")
+                .replace(
+                    "pipelines_dir = \"pipelines\"",
+                    &format!(
+                        "pipelines_dir = \"{}\"",
+                        Path::new(env!("CARGO_MANIFEST_DIR"))
+                            .join("pipelines")
+                            .display()
+                    ),
+                );
+        for (from, to) in replacements {
+            assert!(text.contains(from), "config has no {from:?}");
+            text = text.replace(from, to);
+        }
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, text).expect("config is writable");
+        TestEnv { dir, config }
+    }
+
+    /// A path under the data folder.
+    pub fn data(&self, relative: &str) -> PathBuf {
+        self.dir.path().join("data").join(relative)
+    }
+
+    /// The watch folder (created).
+    pub fn watch_dir(&self) -> PathBuf {
+        let w = self.data("watch");
+        std::fs::create_dir_all(&w).unwrap();
+        w
+    }
+
+    /// Runs `reeld --config … ARGS` to completion.
+    pub fn reeld(&self, args: &[&str]) -> std::process::Output {
+        Command::new(reeld_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("reeld runs")
+    }
+
+    /// `reeld assets list` parsed.
+    pub fn assets(&self) -> Vec<Value> {
+        let out = self.reeld(&["assets", "list"]);
+        assert!(
+            out.status.success(),
+            "assets list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("assets list prints JSON");
+        v["data"].as_array().expect("data is a list").clone()
+    }
+
+    /// Starts `reeld run`.
+    pub fn start_daemon(&self) -> TestDaemon {
+        let log = std::fs::File::create(self.dir.path().join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        )))
+        .unwrap();
+        let child = Command::new(reeld_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("run")
+            .env("RUST_LOG", "reeld=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("reeld run starts");
+        TestDaemon { child: Some(child) }
+    }
+
+    /// Waits until `pred` holds for the asset list, or panics after `timeout`.
+    pub fn wait_for_assets(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let assets = self.assets();
+            if pred(&assets) {
+                return assets;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out waiting for {what}; assets: {assets:#?}\nlogs:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// The daemon logs written so far.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+            names.sort();
+            for p in names
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            {
+                out += &std::fs::read_to_string(&p).unwrap_or_default();
+            }
+        }
+        out
+    }
+
+    /// The stored master of an asset.
+    pub fn master_path(&self, asset_id: &str) -> PathBuf {
+        self.data(&format!("store/assets/{asset_id}/master.mp4"))
+    }
+}
+
+/// A running `reeld run`; killed when dropped.
+pub struct TestDaemon {
+    child: Option<Child>,
+}
+
+impl TestDaemon {
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("daemon is running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        c.wait().expect("daemon exits")
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Every asset with `status == s`.
+pub fn with_status<'a>(assets: &'a [Value], s: &str) -> Vec<&'a Value> {
+    assets.iter().filter(|a| a["status"] == s).collect()
+}
+
+/// Whether every asset has finished (ready or errored) and there are `n`.
+pub fn all_finished(assets: &[Value], n: usize) -> bool {
+    assets.len() == n && assets.iter().all(|a| a["status"] != "preparing")
+}
+
+/// PSNR (dB, average over planes) between the first frame of `a` as ffmpeg
+/// displays it (rotation applied, scaled to `width`×`height`) and the first
+/// frame of `b`.
+pub fn first_frame_psnr(a: &Path, b: &Path, width: u32, height: u32) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "info", "-i"])
+        .arg(a)
+        .arg("-i")
+        .arg(b)
+        .args([
+            "-lavfi",
+            &format!(
+                "[0:v]scale={width}:{height},format=yuv420p[x];[1:v]format=yuv420p[y];[x][y]psnr"
+            ),
+            "-frames:v",
+            "1",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let average = log
+        .split("average:")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no PSNR in ffmpeg output: {log}"));
+    if average == "inf" {
+        f64::INFINITY
+    } else {
+        average.parse().expect("PSNR is a number")
+    }
+}
