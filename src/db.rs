@@ -235,22 +235,28 @@ impl Db {
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        let open_err = |source| DbError::Open {
-            path: path.to_owned(),
-            source,
-        };
-        let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open_err)?;
-        migrate(&mut conn).map_err(open_err)?;
-        Ok(Db {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let started = std::time::Instant::now();
+        loop {
+            match open_connection(path) {
+                Ok(conn) => {
+                    return Ok(Db {
+                        conn: Arc::new(Mutex::new(conn)),
+                    });
+                }
+                // SQLite does not call the busy handler for every lock taken
+                // while opening (WAL recovery after a crash, the journal-mode
+                // switch), so opening retries by itself.
+                Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(source) => {
+                    return Err(DbError::Open {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -588,6 +594,29 @@ impl Db {
             )
             .optional()?)
     }
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < MIGRATIONS.len() as i64 {
+        migrate(&mut conn)?;
+    }
+    Ok(conn)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
