@@ -213,6 +213,268 @@ pub struct AssetSettings {
     /// A test asset.
     #[serde(default)]
     pub test: bool,
+    /// Static renditions requested (Mux's `static_renditions`).
+    #[serde(default)]
+    pub static_renditions: Vec<RenditionRequest>,
+    /// The legacy `mp4_support` value, when one was given instead.
+    #[serde(default)]
+    pub mp4_support: Option<Mp4Support>,
+}
+
+impl AssetSettings {
+    /// The settings of an asset nobody said anything about.
+    pub fn defaults(max_resolution_tier: MaxResolutionTier, video_quality: VideoQuality) -> Self {
+        AssetSettings {
+            max_resolution_tier,
+            video_quality,
+            master_access: MasterAccess::None,
+            normalize_audio: false,
+            passthrough: None,
+            meta: None,
+            test: false,
+            static_renditions: Vec::new(),
+            mp4_support: None,
+        }
+    }
+}
+
+/// `static_renditions[].resolution`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RenditionResolution {
+    /// The master's size (`highest.mp4`).
+    #[serde(rename = "highest")]
+    Highest,
+    /// AAC audio only (`audio.m4a`).
+    #[serde(rename = "audio-only")]
+    AudioOnly,
+    /// Short edge 2160.
+    #[serde(rename = "2160p")]
+    P2160,
+    /// Short edge 1440.
+    #[serde(rename = "1440p")]
+    P1440,
+    /// Short edge 1080.
+    #[serde(rename = "1080p")]
+    P1080,
+    /// Short edge 720.
+    #[serde(rename = "720p")]
+    P720,
+    /// Short edge 540.
+    #[serde(rename = "540p")]
+    P540,
+    /// Short edge 480.
+    #[serde(rename = "480p")]
+    P480,
+    /// Short edge 360.
+    #[serde(rename = "360p")]
+    P360,
+    /// Short edge 270.
+    #[serde(rename = "270p")]
+    P270,
+}
+
+impl RenditionResolution {
+    /// Every value, for messages.
+    pub const ALL: [RenditionResolution; 10] = [
+        RenditionResolution::Highest,
+        RenditionResolution::AudioOnly,
+        RenditionResolution::P2160,
+        RenditionResolution::P1440,
+        RenditionResolution::P1080,
+        RenditionResolution::P720,
+        RenditionResolution::P540,
+        RenditionResolution::P480,
+        RenditionResolution::P360,
+        RenditionResolution::P270,
+    ];
+
+    /// The value as Mux spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RenditionResolution::Highest => "highest",
+            RenditionResolution::AudioOnly => "audio-only",
+            RenditionResolution::P2160 => "2160p",
+            RenditionResolution::P1440 => "1440p",
+            RenditionResolution::P1080 => "1080p",
+            RenditionResolution::P720 => "720p",
+            RenditionResolution::P540 => "540p",
+            RenditionResolution::P480 => "480p",
+            RenditionResolution::P360 => "360p",
+            RenditionResolution::P270 => "270p",
+        }
+    }
+
+    /// Parses Mux's spelling.
+    pub fn parse(s: &str) -> Option<RenditionResolution> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The short edge in pixels of a fixed resolution.
+    pub fn short_edge(self) -> Option<u32> {
+        match self {
+            RenditionResolution::Highest | RenditionResolution::AudioOnly => None,
+            RenditionResolution::P2160 => Some(2160),
+            RenditionResolution::P1440 => Some(1440),
+            RenditionResolution::P1080 => Some(1080),
+            RenditionResolution::P720 => Some(720),
+            RenditionResolution::P540 => Some(540),
+            RenditionResolution::P480 => Some(480),
+            RenditionResolution::P360 => Some(360),
+            RenditionResolution::P270 => Some(270),
+        }
+    }
+}
+
+/// One entry of the create-asset request's `static_renditions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenditionRequest {
+    /// What to make.
+    pub resolution: RenditionResolution,
+    /// User data for this file, max 255 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passthrough: Option<String>,
+}
+
+/// The legacy `mp4_support` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mp4Support {
+    /// No MP4s.
+    #[serde(rename = "none")]
+    None,
+    /// `low.mp4`, `medium.mp4`, `high.mp4` (deprecated by Mux).
+    #[serde(rename = "standard")]
+    Standard,
+    /// `capped-1080p.mp4`.
+    #[serde(rename = "capped-1080p")]
+    Capped1080p,
+    /// `audio.m4a`.
+    #[serde(rename = "audio-only")]
+    AudioOnly,
+    /// `audio.m4a` and `capped-1080p.mp4`.
+    #[serde(rename = "audio-only,capped-1080p")]
+    AudioOnlyCapped1080p,
+}
+
+/// `static_renditions.files[].status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RenditionStatus {
+    /// Not made yet.
+    Preparing,
+    /// Stored.
+    Ready,
+    /// Not made: it would upscale, or the asset lacks the stream.
+    Skipped,
+    /// Could not be made.
+    Errored,
+}
+
+impl RenditionStatus {
+    /// The enum value as stored and served.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RenditionStatus::Preparing => "preparing",
+            RenditionStatus::Ready => "ready",
+            RenditionStatus::Skipped => "skipped",
+            RenditionStatus::Errored => "errored",
+        }
+    }
+
+    /// Parses a stored value.
+    pub fn parse(s: &str) -> Option<RenditionStatus> {
+        match s {
+            "preparing" => Some(RenditionStatus::Preparing),
+            "ready" => Some(RenditionStatus::Ready),
+            "skipped" => Some(RenditionStatus::Skipped),
+            "errored" => Some(RenditionStatus::Errored),
+            _ => None,
+        }
+    }
+}
+
+/// `static_renditions.files[].type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RenditionType {
+    /// `highest` and `audio-only` (and the legacy files).
+    Standard,
+    /// A fixed resolution.
+    Advanced,
+}
+
+impl RenditionType {
+    /// The enum value as stored and served.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RenditionType::Standard => "standard",
+            RenditionType::Advanced => "advanced",
+        }
+    }
+}
+
+/// One file of `static_renditions.files[]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaticRenditionFile {
+    /// Stable id of this file.
+    pub id: String,
+    /// `highest.mp4`, `720p.mp4`, `audio.m4a`, `capped-1080p.mp4`, …
+    pub name: String,
+    /// `mp4` or `m4a`.
+    pub ext: String,
+    /// What was requested (absent for the legacy `mp4_support` files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<RenditionResolution>,
+    /// The tier of the file as made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution_tier: Option<ResolutionTier>,
+    /// Width in pixels, as made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Height in pixels, as made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Bits per second, measured from the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<u64>,
+    /// Bytes, as a string (Mux's format).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filesize: Option<String>,
+    /// Where it is.
+    pub status: RenditionStatus,
+    /// `standard` or `advanced`.
+    #[serde(rename = "type")]
+    pub kind: RenditionType,
+    /// User data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passthrough: Option<String>,
+}
+
+/// `static_renditions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaticRenditions {
+    /// `preparing` while any file is, `errored` if any failed, else `ready`.
+    pub status: String,
+    /// The files.
+    pub files: Vec<StaticRenditionFile>,
+}
+
+impl StaticRenditions {
+    /// Wraps `files`, deriving the overall status.
+    pub fn of(files: Vec<StaticRenditionFile>) -> StaticRenditions {
+        let any = |s| files.iter().any(|f| f.status == s);
+        let status = if any(RenditionStatus::Preparing) {
+            "preparing"
+        } else if any(RenditionStatus::Errored) {
+            "errored"
+        } else {
+            "ready"
+        };
+        StaticRenditions {
+            status: status.to_owned(),
+            files,
+        }
+    }
 }
 
 /// A field over Mux's limits.
@@ -239,6 +501,9 @@ impl AssetSettings {
             _ => Ok(()),
         };
         check("passthrough", &self.passthrough, 255)?;
+        for r in &self.static_renditions {
+            check("static_renditions[].passthrough", &r.passthrough, 255)?;
+        }
         if let Some(meta) = &self.meta {
             check("meta.title", &meta.title, 512)?;
             check("meta.creator_id", &meta.creator_id, 128)?;
@@ -412,6 +677,9 @@ pub struct Asset {
     /// The master's status and URL, when access is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master: Option<Master>,
+    /// Downloadable MP4/M4A files, when any were requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_renditions: Option<StaticRenditions>,
     /// Loudness normalisation.
     pub normalize_audio: bool,
     /// How it was ingested.
@@ -524,15 +792,8 @@ mod tests {
 
     #[test]
     fn limits_are_checked_in_code_points() {
-        let mut s = AssetSettings {
-            max_resolution_tier: MaxResolutionTier::P1080,
-            video_quality: VideoQuality::Plus,
-            master_access: MasterAccess::None,
-            normalize_audio: false,
-            passthrough: Some("é".repeat(255)),
-            meta: None,
-            test: false,
-        };
+        let mut s = AssetSettings::defaults(MaxResolutionTier::P1080, VideoQuality::Plus);
+        s.passthrough = Some("é".repeat(255));
         assert!(s.check_limits().is_ok());
         s.passthrough = Some("a".repeat(256));
         assert_eq!(

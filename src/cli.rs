@@ -12,10 +12,13 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::asset::{AssetSettings, AssetStatus, Data, IngestType, new_asset_id};
+use crate::asset::{
+    AssetErrors, AssetSettings, AssetStatus, Data, IngestType, RenditionRequest,
+    RenditionResolution, new_asset_id,
+};
 use crate::config::{Config, ConfigError};
-use crate::db::{Db, NewAsset, NewSource, SourceIdentity, SourceOrigin};
-use crate::jobs::{self, Finished, now_ms};
+use crate::db::{Db, Job, JobKind, NewAsset, NewSource, SourceIdentity, SourceOrigin};
+use crate::jobs::{self, Context, Finished, now_ms};
 
 /// reeld: a self-hosted media transcoding daemon.
 #[derive(Debug, Parser)]
@@ -36,9 +39,22 @@ pub enum Command {
     /// Run the daemon: watch the folder and process jobs until SIGTERM.
     Run,
     /// Turn one file into an asset in this process, with a progress bar.
+    ///
+    /// Settings come from the config's defaults, then a sidecar FILE.json
+    /// beside the file, then --settings.
     Ingest {
         /// The media file.
         file: PathBuf,
+        /// The body of Mux's create-asset request, e.g.
+        /// '{"static_renditions": [{"resolution": "720p"}]}'.
+        #[arg(long, value_name = "JSON")]
+        settings: Option<String>,
+    },
+    /// Manage the static renditions of an asset.
+    Renditions {
+        /// What to do.
+        #[command(subcommand)]
+        command: RenditionsCommand,
     },
     /// Read assets.
     Assets {
@@ -50,6 +66,19 @@ pub enum Command {
     Probe {
         /// The media file.
         file: PathBuf,
+    },
+}
+
+/// `reeld renditions …`.
+#[derive(Debug, Subcommand)]
+pub enum RenditionsCommand {
+    /// Add a static rendition to a ready asset and make it (with every other
+    /// pending one) from the stored master, in this process.
+    Add {
+        /// The asset id.
+        id: String,
+        /// `highest`, `audio-only`, `2160p`, `1440p`, `1080p`, `720p`, `540p`, `480p`, `360p` or `270p`.
+        resolution: String,
     },
 }
 
@@ -125,10 +154,16 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Ingest { file } => {
+        Command::Ingest { file, settings } => {
             // The progress bar is the output; only problems are logged.
             init_logging("warn");
-            runtime.block_on(ingest(config, &file))
+            runtime.block_on(ingest(config, &file, settings.as_deref()))
+        }
+        Command::Renditions {
+            command: RenditionsCommand::Add { id, resolution },
+        } => {
+            init_logging("warn");
+            runtime.block_on(add_rendition(config, &id, &resolution))
         }
         Command::Assets { command } => assets(&config, command),
         Command::Probe { .. } => unreachable!("handled above"),
@@ -190,7 +225,7 @@ fn assets(config: &Config, command: AssetsCommand) -> ExitCode {
     }
 }
 
-async fn ingest(config: Config, file: &Path) -> ExitCode {
+async fn ingest(config: Config, file: &Path, settings_json: Option<&str>) -> ExitCode {
     let path = match file.canonicalize() {
         Ok(p) => p,
         Err(e) => {
@@ -205,21 +240,22 @@ async fn ingest(config: Config, file: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let base = AssetSettings::defaults(
+        config.default_max_resolution_tier,
+        config.default_video_quality,
+    );
+    let (mut settings, sidecar, problem) = crate::settings::with_sidecar(base, &path);
+    let problem = problem.or_else(|| {
+        settings_json.and_then(|text| {
+            crate::settings::apply_json_text(&mut settings, text, "--settings").err()
+        })
+    });
     let ctx = match crate::daemon::open_context(config).await {
         Ok(ctx) => ctx,
         Err(e) => {
             eprintln!("reeld: {e}");
             return ExitCode::FAILURE;
         }
-    };
-    let settings = AssetSettings {
-        max_resolution_tier: ctx.config.default_max_resolution_tier,
-        video_quality: ctx.config.default_video_quality,
-        master_access: Default::default(),
-        normalize_audio: false,
-        passthrough: None,
-        meta: None,
-        test: false,
     };
     let asset = NewAsset {
         id: new_asset_id(),
@@ -231,13 +267,19 @@ async fn ingest(config: Config, file: &Path) -> ExitCode {
         path: path.clone(),
         origin: SourceOrigin::Cli,
         identity,
+        sidecar,
     };
+    let initial_error = problem.map(|p| AssetErrors {
+        kind: "invalid_parameters".into(),
+        messages: vec![format!("{p}.")],
+    });
     let job_id = match ctx.db.create_asset(
         &asset,
         Some(&source),
         ctx.config.max_attempts,
         now_ms(),
         Some(&ctx.worker_id),
+        initial_error.as_ref(),
     ) {
         Ok(id) => id,
         Err(e) => {
@@ -245,8 +287,75 @@ async fn ingest(config: Config, file: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let job = jobs_job(job_id, &asset.id, ctx.config.max_attempts);
+    if let Some(errors) = initial_error {
+        print_asset(&ctx, &asset.id);
+        eprintln!("reeld: {}: {}", path.display(), errors.messages.join(" "));
+        return ExitCode::FAILURE;
+    }
+    let label = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let job = claimed_job(
+        job_id,
+        JobKind::Transcode,
+        &asset.id,
+        ctx.config.max_attempts,
+    );
+    let finished = run_with_progress(&ctx, job, label).await;
+    report(&ctx, &asset.id, &path.display().to_string(), finished)
+}
 
+async fn add_rendition(config: Config, asset_id: &str, resolution: &str) -> ExitCode {
+    let Some(resolution) = RenditionResolution::parse(resolution) else {
+        eprintln!(
+            "reeld: unknown resolution {resolution:?}; expected one of {}",
+            RenditionResolution::ALL.map(|r| r.as_str()).join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    let ctx = match crate::daemon::open_context(config).await {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("reeld: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let added = crate::jobs::renditions::add(
+        &ctx.db,
+        asset_id,
+        RenditionRequest {
+            resolution,
+            passthrough: None,
+        },
+        ctx.config.max_attempts,
+        Some(&ctx.worker_id),
+    );
+    let job_id = match added {
+        Ok(Some(job_id)) => job_id,
+        Ok(None) => {
+            // Already requested: nothing to make.
+            print_asset(&ctx, asset_id);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("reeld: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let job = claimed_job(
+        job_id,
+        JobKind::Renditions,
+        asset_id,
+        ctx.config.max_attempts,
+    );
+    let finished =
+        run_with_progress(&ctx, job, format!("{asset_id} {}", resolution.as_str())).await;
+    report(&ctx, asset_id, asset_id, finished)
+}
+
+/// Runs a job this process holds the lease of, drawing a progress bar.
+async fn run_with_progress(ctx: &Arc<Context>, job: Job, label: String) -> Finished {
     let bar = indicatif::ProgressBar::new(1000);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -255,39 +364,39 @@ async fn ingest(config: Config, file: &Path) -> ExitCode {
         .expect("template is valid")
         .progress_chars("=> "),
     );
-    bar.set_message(
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
+    bar.set_message(label);
     bar.enable_steady_tick(Duration::from_millis(200));
     let bar2 = bar.clone();
     let progress: jobs::ProgressFn = Arc::new(move |pct| bar2.set_position((pct * 10.0) as u64));
-
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         on_signal.cancel();
     });
-    let finished = jobs::run_claimed(&ctx, job, cancel, Some(progress)).await;
+    let finished = jobs::run_claimed(ctx, job, cancel, Some(progress)).await;
     bar.finish_and_clear();
+    finished
+}
 
-    let asset = ctx.db.get_asset(&asset.id).ok().flatten();
-    if let Some(asset) = &asset {
+fn print_asset(ctx: &Context, asset_id: &str) {
+    if let Ok(Some(asset)) = ctx.db.get_asset(asset_id) {
         print_data(&asset);
     }
-    match (finished, asset.map(|a| a.status)) {
+}
+
+/// Prints the asset and turns the job's end into an exit code.
+fn report(ctx: &Context, asset_id: &str, what: &str, finished: Finished) -> ExitCode {
+    print_asset(ctx, asset_id);
+    let status = ctx.db.get_asset(asset_id).ok().flatten().map(|a| a.status);
+    match (finished, status) {
         (Finished::Ready, Some(AssetStatus::Ready)) => ExitCode::SUCCESS,
         (Finished::Errored(messages), _) => {
-            eprintln!("reeld: {}: {}", path.display(), messages.join(" "));
+            eprintln!("reeld: {what}: {}", messages.join(" "));
             ExitCode::FAILURE
         }
         (Finished::Requeued(why), _) => {
-            eprintln!(
-                "reeld: {}: not finished ({why}); the job stays queued for the daemon",
-                path.display()
-            );
+            eprintln!("reeld: {what}: not finished ({why}); the job stays queued for the daemon");
             ExitCode::FAILURE
         }
         (Finished::Ready, _) => ExitCode::FAILURE,
@@ -300,9 +409,10 @@ fn print_data<T: serde::Serialize>(value: &T) {
     println!("{json}");
 }
 
-fn jobs_job(id: i64, asset_id: &str, max_attempts: u32) -> crate::db::Job {
-    crate::db::Job {
+fn claimed_job(id: i64, kind: JobKind, asset_id: &str, max_attempts: u32) -> Job {
+    Job {
         id,
+        kind,
         asset_id: asset_id.to_owned(),
         attempts: 1,
         max_attempts,

@@ -171,6 +171,10 @@ pub struct RawConfig {
     pub defaults: RawDefaults,
     /// Logging.
     pub log: RawLog,
+    /// Settings for files dropped in `watch_dir/NAME/…`: the body of Mux's
+    /// create-asset request, as TOML.
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, toml::Table>,
 }
 
 /// Where outputs are stored, validated.
@@ -241,11 +245,31 @@ pub struct Config {
     pub default_video_quality: VideoQuality,
     /// The log filter.
     pub log_level: String,
+    /// Watch sub-folder profiles, as create-asset request bodies.
+    pub profiles: std::collections::BTreeMap<String, serde_json::Value>,
     /// The folder relative paths were resolved against.
     pub base_dir: PathBuf,
 }
 
 impl Config {
+    /// The settings for a file dropped at `relative` (its path below the watch
+    /// folder) before any sidecar: the defaults, then the profile named by its
+    /// first folder, if there is one.
+    pub fn settings_for(&self, relative: &Path) -> crate::asset::AssetSettings {
+        let mut settings = crate::asset::AssetSettings::defaults(
+            self.default_max_resolution_tier,
+            self.default_video_quality,
+        );
+        let mut parts = relative.components();
+        if let (Some(first), Some(_)) = (parts.next(), parts.next())
+            && let Some(body) = self.profiles.get(&*first.as_os_str().to_string_lossy())
+        {
+            // Checked at start-up, so it applies cleanly.
+            let _ = crate::settings::apply_request(&mut settings, body, "profile");
+        }
+        settings
+    }
+
     /// Reads and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -328,6 +352,20 @@ impl RawConfig {
         if t.max_attempts == 0 {
             problems.push("transcode.max_attempts must be at least 1".to_owned());
         }
+        let mut profiles = std::collections::BTreeMap::new();
+        for (name, table) in &self.profiles {
+            let body = serde_json::to_value(table).expect("TOML tables convert to JSON");
+            let mut check = crate::asset::AssetSettings::defaults(
+                self.defaults.max_resolution_tier,
+                self.defaults.video_quality,
+            );
+            match crate::settings::apply_request(&mut check, &body, &format!("profiles.{name}")) {
+                Ok(()) => {
+                    profiles.insert(name.clone(), body);
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.push(format!(
                 "log.level {:?} is not a valid filter: {e}",
@@ -357,6 +395,7 @@ impl RawConfig {
             default_max_resolution_tier: self.defaults.max_resolution_tier,
             default_video_quality: self.defaults.video_quality,
             log_level: self.log.level,
+            profiles,
             base_dir: base_dir.to_owned(),
         })
     }
@@ -446,6 +485,37 @@ mod tests {
         );
         let err = Config::from_toml(&text, Path::new("/x"), "t").unwrap_err();
         assert!(err.to_string().contains("4k"), "{err}");
+    }
+
+    #[test]
+    fn profiles_apply_to_their_sub_folder_and_are_checked() {
+        let text = format!(
+            "{EMBEDDED_DEFAULT}\n[profiles.web]\nmax_resolution_tier = \"2160p\"\nstatic_renditions = [{{ resolution = \"720p\" }}]\n"
+        );
+        let c = Config::from_toml(&text, Path::new("/x"), "t").unwrap();
+        let s = c.settings_for(Path::new("web/clip.mp4"));
+        assert_eq!(s.max_resolution_tier, MaxResolutionTier::P2160);
+        assert_eq!(s.static_renditions.len(), 1);
+        // A file named like the profile, not inside it, gets the defaults.
+        assert_eq!(
+            c.settings_for(Path::new("web")).max_resolution_tier,
+            MaxResolutionTier::P1080
+        );
+        assert_eq!(
+            c.settings_for(Path::new("other/clip.mp4"))
+                .static_renditions
+                .len(),
+            0
+        );
+
+        let bad = format!(
+            "{EMBEDDED_DEFAULT}\n[profiles.web]\nstatic_renditions = [{{ resolution = \"4k\" }}]\n"
+        );
+        let err = Config::from_toml(&bad, Path::new("/x"), "t").unwrap_err();
+        assert!(
+            err.to_string().contains("profiles.web") && err.to_string().contains("4k"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,14 +13,15 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::asset::{
     Asset, AssetErrors, AssetSettings, AssetStatus, IngestType, MediaSummary, Progress,
-    ProgressState,
+    ProgressState, RenditionStatus, StaticRenditionFile, StaticRenditions,
 };
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE assets (
     id              TEXT PRIMARY KEY,
     created_at      INTEGER NOT NULL,          -- Unix seconds
@@ -62,7 +63,28 @@ CREATE TABLE sources (
     disposition  TEXT NOT NULL                 -- pending | kept | moved | deleted | failed | untouched
 );
 CREATE INDEX sources_identity ON sources (device, inode, size, mtime_ns);
-"#];
+"#,
+    r#"
+CREATE TABLE renditions (
+    asset_id         TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+    name             TEXT NOT NULL,            -- highest.mp4, 720p.mp4, audio.m4a, ...
+    id               TEXT NOT NULL,
+    ext              TEXT NOT NULL,
+    resolution       TEXT,                     -- as requested; NULL for legacy mp4_support files
+    kind             TEXT NOT NULL,            -- standard | advanced
+    passthrough      TEXT,
+    status           TEXT NOT NULL,            -- preparing | ready | skipped | errored
+    resolution_tier  TEXT,
+    width            INTEGER,
+    height           INTEGER,
+    bitrate          INTEGER,                  -- bits per second, measured
+    filesize         INTEGER,                  -- bytes
+    created_at       INTEGER NOT NULL,
+    PRIMARY KEY (asset_id, name)
+);
+ALTER TABLE sources ADD COLUMN sidecar TEXT;   -- the settings file consumed with the source
+"#,
+];
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +208,26 @@ pub struct NewSource {
     pub origin: SourceOrigin,
     /// Its identity.
     pub identity: SourceIdentity,
+    /// The sidecar settings file taken with it, moved or deleted along with it.
+    pub sidecar: Option<PathBuf>,
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Make the master and every requested rendition from the source.
+    Transcode,
+    /// Make the asset's pending renditions from its stored master.
+    Renditions,
+}
+
+impl JobKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Transcode => "transcode",
+            JobKind::Renditions => "renditions",
+        }
+    }
 }
 
 /// A claimed job.
@@ -193,6 +235,8 @@ pub struct NewSource {
 pub struct Job {
     /// Row id.
     pub id: i64,
+    /// What it does.
+    pub kind: JobKind,
     /// The asset it works on.
     pub asset_id: String,
     /// Claims so far, this one included.
@@ -214,6 +258,8 @@ pub struct PendingSource {
     pub path: PathBuf,
     /// The asset's errors, for the `.error.json`.
     pub errors: Option<AssetErrors>,
+    /// The sidecar settings file, if one was taken with the source.
+    pub sidecar: Option<PathBuf>,
 }
 
 /// The job queue's lease settings.
@@ -277,6 +323,7 @@ impl Db {
         max_attempts: u32,
         now_ms: i64,
         lease_to: Option<&str>,
+        initial_error: Option<&AssetErrors>,
     ) -> Result<i64, DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -305,8 +352,8 @@ impl Db {
                 SourceOrigin::Cli => Disposition::Untouched,
             };
             tx.execute(
-                "INSERT INTO sources (asset_id, path, origin, device, inode, size, mtime_ns, disposition)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO sources (asset_id, path, origin, device, inode, size, mtime_ns, disposition, sidecar)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     asset.id,
                     s.path.to_string_lossy(),
@@ -316,7 +363,21 @@ impl Db {
                     s.identity.size as i64,
                     s.identity.mtime_ns,
                     disposition.as_str(),
+                    s.sidecar.as_ref().map(|p| p.to_string_lossy().into_owned()),
                 ],
+            )?;
+        }
+        if let Some(errors) = initial_error {
+            // Settings that cannot be used: the asset is born errored and its
+            // job is already over, so the source goes to the failed folder.
+            tx.execute(
+                "UPDATE assets SET status = 'errored', errors = ?2, progress_state = 'errored', progress = -1
+                 WHERE id = ?1",
+                params![asset.id, serde_json::to_string(errors).expect("errors serialize")],
+            )?;
+            tx.execute(
+                "UPDATE jobs SET state = 'failed', worker_id = NULL, finished_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![job_id, now_ms, errors.messages.join(" ")],
             )?;
         }
         tx.commit()?;
@@ -365,7 +426,7 @@ impl Db {
         let stale_before = now_ms - policy.stale_after_ms;
         let row = tx
             .query_row(
-                "SELECT id, asset_id, attempts, max_attempts, last_error FROM jobs
+                "SELECT id, asset_id, attempts, max_attempts, last_error, kind FROM jobs
                  WHERE ((state = 'queued' AND not_before <= ?1)
                         OR (state = 'running' AND heartbeat_at < ?2))
                    AND (?3 IS NULL OR id = ?3)
@@ -374,6 +435,11 @@ impl Db {
                 |r| {
                     Ok(Job {
                         id: r.get(0)?,
+                        kind: if r.get::<_, String>(5)? == "renditions" {
+                            JobKind::Renditions
+                        } else {
+                            JobKind::Transcode
+                        },
                         asset_id: r.get(1)?,
                         attempts: r.get::<_, u32>(2)? + 1,
                         max_attempts: r.get(3)?,
@@ -464,26 +530,34 @@ impl Db {
         Ok(())
     }
 
-    /// Marks the asset ready with what was stored, and the job done, together.
+    /// Records a finished job in one transaction: the asset ready with what
+    /// was stored (`summary`, absent for a renditions job, whose asset was
+    /// ready already), every rendition file's outcome, and the job done.
     pub fn finish_ready(
         &self,
         job_id: i64,
         asset_id: &str,
-        summary: &MediaSummary,
+        summary: Option<&MediaSummary>,
+        files: &[RenditionRow],
         now_ms: i64,
     ) -> Result<(), DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE assets SET status = 'ready', summary = ?2, errors = NULL,
-                 progress_state = 'completed', progress = 100, updated_at = ?3
-             WHERE id = ?1",
-            params![
-                asset_id,
-                serde_json::to_string(summary).expect("summary serializes"),
-                now_ms
-            ],
-        )?;
+        if let Some(summary) = summary {
+            tx.execute(
+                "UPDATE assets SET status = 'ready', summary = ?2, errors = NULL,
+                     progress_state = 'completed', progress = 100, updated_at = ?3
+                 WHERE id = ?1",
+                params![
+                    asset_id,
+                    serde_json::to_string(summary).expect("summary serializes"),
+                    now_ms
+                ],
+            )?;
+        }
+        for file in files {
+            upsert_rendition(&tx, asset_id, file, now_ms)?;
+        }
         tx.execute(
             "UPDATE jobs SET state = 'done', worker_id = NULL, finished_at = ?2 WHERE id = ?1",
             params![job_id, now_ms],
@@ -517,8 +591,143 @@ impl Db {
                  last_error = ?3 WHERE id = ?1",
             params![job_id, now_ms, errors.messages.join(" ")],
         )?;
+        tx.execute(
+            "UPDATE renditions SET status = 'errored' WHERE asset_id = ?1 AND status = 'preparing'",
+            params![asset_id],
+        )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// A renditions job failed for good: its files are errored, the asset stays as it was.
+    pub fn finish_renditions_errored(
+        &self,
+        job_id: i64,
+        asset_id: &str,
+        errors: &AssetErrors,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE jobs SET state = 'failed', worker_id = NULL, finished_at = ?2, last_error = ?3 WHERE id = ?1",
+            params![job_id, now_ms, errors.messages.join(" ")],
+        )?;
+        tx.execute(
+            "UPDATE renditions SET status = 'errored' WHERE asset_id = ?1 AND status = 'preparing'",
+            params![asset_id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the planned rendition files of an asset (replacing what the
+    /// request alone suggested), so that skips show while the encode runs.
+    pub fn record_planned_renditions(
+        &self,
+        asset_id: &str,
+        files: &[RenditionRow],
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for file in files {
+            upsert_rendition(&tx, asset_id, file, now_ms)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The rendition files of an asset, in the order they were requested.
+    pub fn renditions(&self, asset_id: &str) -> Result<Vec<RenditionRow>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, name, ext, resolution, kind, passthrough, status, resolution_tier,
+                    width, height, bitrate, filesize
+             FROM renditions WHERE asset_id = ?1 ORDER BY created_at, rowid",
+        )?;
+        let rows = stmt.query_map(params![asset_id], RenditionRow::read)?;
+        rows.collect::<Result<_, _>>().map_err(DbError::from)
+    }
+
+    /// Asks for one more rendition file of a ready asset and queues the job
+    /// that makes it (one job for everything pending). Returns the file row
+    /// and the job id; an existing file is returned as it is, with no job.
+    pub fn add_rendition(
+        &self,
+        asset_id: &str,
+        file: &RenditionRow,
+        settings: &AssetSettings,
+        max_attempts: u32,
+        now_ms: i64,
+        lease_to: Option<&str>,
+    ) -> Result<(RenditionRow, Option<i64>), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let existing = tx
+            .query_row(
+                "SELECT id, name, ext, resolution, kind, passthrough, status, resolution_tier,
+                        width, height, bitrate, filesize
+                 FROM renditions WHERE asset_id = ?1 AND name = ?2",
+                params![asset_id, file.name],
+                RenditionRow::read,
+            )
+            .optional()?;
+        if let Some(row) = existing
+            && row.status != "errored"
+        {
+            return Ok((row, None));
+        }
+        upsert_rendition(&tx, asset_id, file, now_ms)?;
+        tx.execute(
+            "UPDATE assets SET settings = ?2, updated_at = ?3 WHERE id = ?1",
+            params![
+                asset_id,
+                serde_json::to_string(settings).expect("settings serialize"),
+                now_ms
+            ],
+        )?;
+        let queued: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM jobs WHERE asset_id = ?1 AND kind = 'renditions' AND state = 'queued'",
+                params![asset_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let job_id = match queued {
+            Some(id) if lease_to.is_none() => id,
+            _ => {
+                tx.execute(
+                    "INSERT INTO jobs (asset_id, kind, state, worker_id, heartbeat_at, attempts, max_attempts, created_at)
+                     VALUES (?1, ?5, CASE WHEN ?4 IS NULL THEN 'queued' ELSE 'running' END,
+                             ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?3 END,
+                             CASE WHEN ?4 IS NULL THEN 0 ELSE 1 END, ?2, ?3)",
+                    params![asset_id, max_attempts, now_ms, lease_to, JobKind::Renditions.as_str()],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        tx.commit()?;
+        Ok((file.clone(), Some(job_id)))
+    }
+
+    /// The settings an asset was created with.
+    pub fn asset_settings(&self, asset_id: &str) -> Result<Option<AssetSettings>, DbError> {
+        let conn = self.conn();
+        let text: Option<String> = conn
+            .query_row(
+                "SELECT settings FROM assets WHERE id = ?1",
+                params![asset_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| DbError::Corrupt {
+                table: "assets",
+                detail: format!("asset {asset_id}: settings: {e}"),
+            })
+        })
+        .transpose()
     }
 
     /// Watch-folder sources of finished assets that still await their move,
@@ -526,7 +735,7 @@ impl Db {
     pub fn pending_sources(&self) -> Result<Vec<PendingSource>, DbError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT s.asset_id, a.status, s.path, a.errors FROM sources s JOIN assets a ON a.id = s.asset_id
+            "SELECT s.asset_id, a.status, s.path, a.errors, s.sidecar FROM sources s JOIN assets a ON a.id = s.asset_id
              WHERE s.disposition = 'pending' AND a.status != 'preparing' ORDER BY a.created_at",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -535,16 +744,18 @@ impl Db {
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (asset_id, status, path, errors) = row?;
+            let (asset_id, status, path, errors, sidecar) = row?;
             out.push(PendingSource {
                 asset_id,
                 status: parse_status(&status)?,
                 path: PathBuf::from(path),
                 errors: errors.and_then(|e| serde_json::from_str(&e).ok()),
+                sidecar: sidecar.map(PathBuf::from),
             });
         }
         Ok(out)
@@ -569,7 +780,9 @@ impl Db {
                 AssetRow::read,
             )
             .optional()?;
-        row.map(AssetRow::into_asset).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let files = renditions_of(&conn, id)?;
+        row.into_asset(files).map(Some)
     }
 
     /// Assets, oldest first, `limit` per page starting at `offset`.
@@ -578,8 +791,14 @@ impl Db {
         let mut stmt = conn.prepare(&format!(
             "SELECT {ASSET_COLUMNS} FROM assets ORDER BY created_at, rowid LIMIT ?1 OFFSET ?2"
         ))?;
-        let rows = stmt.query_map(params![limit, offset as i64], AssetRow::read)?;
-        rows.map(|r| r.map_err(DbError::from).and_then(AssetRow::into_asset))
+        let rows: Vec<AssetRow> = stmt
+            .query_map(params![limit, offset as i64], AssetRow::read)?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|row| {
+                let files = renditions_of(&conn, &row.id)?;
+                row.into_asset(files)
+            })
             .collect()
     }
 
@@ -639,6 +858,182 @@ fn parse_status(s: &str) -> Result<AssetStatus, DbError> {
     })
 }
 
+/// One rendition file as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionRow {
+    /// Stable id.
+    pub id: String,
+    /// File name.
+    pub name: String,
+    /// `mp4` or `m4a`.
+    pub ext: String,
+    /// Requested resolution, as Mux spells it.
+    pub resolution: Option<String>,
+    /// `standard` or `advanced`.
+    pub kind: String,
+    /// User data.
+    pub passthrough: Option<String>,
+    /// `preparing`, `ready`, `skipped`, `errored`.
+    pub status: String,
+    /// Tier as made.
+    pub resolution_tier: Option<String>,
+    /// Pixels.
+    pub width: Option<u32>,
+    /// Pixels.
+    pub height: Option<u32>,
+    /// Bits per second.
+    pub bitrate: Option<u64>,
+    /// Bytes.
+    pub filesize: Option<u64>,
+}
+
+impl RenditionRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<RenditionRow> {
+        Ok(RenditionRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            ext: r.get(2)?,
+            resolution: r.get(3)?,
+            kind: r.get(4)?,
+            passthrough: r.get(5)?,
+            status: r.get(6)?,
+            resolution_tier: r.get(7)?,
+            width: r.get(8)?,
+            height: r.get(9)?,
+            bitrate: r.get::<_, Option<i64>>(10)?.map(|b| b as u64),
+            filesize: r.get::<_, Option<i64>>(11)?.map(|b| b as u64),
+        })
+    }
+
+    fn into_file(self) -> Result<StaticRenditionFile, DbError> {
+        let corrupt = |what: &str, v: &str| DbError::Corrupt {
+            table: "renditions",
+            detail: format!("{}: {what} {v:?}", self.name),
+        };
+        Ok(StaticRenditionFile {
+            resolution: self
+                .resolution
+                .as_deref()
+                .map(|r| enum_of(r).map_err(|_| corrupt("resolution", r)))
+                .transpose()?,
+            resolution_tier: self
+                .resolution_tier
+                .as_deref()
+                .map(|r| enum_of(r).map_err(|_| corrupt("resolution_tier", r)))
+                .transpose()?,
+            status: RenditionStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("status", &self.status))?,
+            kind: enum_of(&self.kind).map_err(|_| corrupt("kind", &self.kind))?,
+            width: self.width,
+            height: self.height,
+            bitrate: self.bitrate,
+            filesize: self.filesize.map(|f| f.to_string()),
+            id: self.id,
+            name: self.name,
+            ext: self.ext,
+            passthrough: self.passthrough,
+        })
+    }
+}
+
+fn enum_of<T: serde::de::DeserializeOwned>(v: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_value(serde_json::Value::String(v.to_owned()))
+}
+
+fn upsert_rendition(
+    tx: &rusqlite::Transaction<'_>,
+    asset_id: &str,
+    f: &RenditionRow,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO renditions (asset_id, name, id, ext, resolution, kind, passthrough, status,
+                                 resolution_tier, width, height, bitrate, filesize, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT (asset_id, name) DO UPDATE SET
+             status = excluded.status, resolution_tier = excluded.resolution_tier,
+             width = excluded.width, height = excluded.height,
+             bitrate = excluded.bitrate, filesize = excluded.filesize",
+        params![
+            asset_id,
+            f.name,
+            f.id,
+            f.ext,
+            f.resolution,
+            f.kind,
+            f.passthrough,
+            f.status,
+            f.resolution_tier,
+            f.width,
+            f.height,
+            f.bitrate.map(|b| b as i64),
+            f.filesize.map(|b| b as i64),
+            now_ms,
+        ],
+    )?;
+    Ok(())
+}
+
+fn renditions_of(conn: &Connection, asset_id: &str) -> Result<Vec<RenditionRow>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, ext, resolution, kind, passthrough, status, resolution_tier,
+                width, height, bitrate, filesize
+         FROM renditions WHERE asset_id = ?1 ORDER BY created_at, rowid",
+    )?;
+    let rows = stmt.query_map(params![asset_id], RenditionRow::read)?;
+    rows.collect::<Result<_, _>>().map_err(DbError::from)
+}
+
+/// `static_renditions` of an asset: the recorded files, or, before the source
+/// is planned, what the request asks for (all `preparing`, or `errored` if the
+/// asset errored first).
+fn static_renditions(
+    settings: &AssetSettings,
+    files: Vec<RenditionRow>,
+    status: AssetStatus,
+) -> Result<Option<StaticRenditions>, DbError> {
+    if !files.is_empty() {
+        let files = files
+            .into_iter()
+            .map(RenditionRow::into_file)
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Some(StaticRenditions::of(files)));
+    }
+    let requested = crate::plan::requested_names(settings);
+    if requested.is_empty() {
+        return Ok(None);
+    }
+    let file_status = if status == AssetStatus::Errored {
+        RenditionStatus::Errored
+    } else {
+        RenditionStatus::Preparing
+    };
+    let files = requested
+        .into_iter()
+        .map(
+            |(name, resolution, kind, passthrough)| StaticRenditionFile {
+                id: String::new(),
+                ext: if name.ends_with(".m4a") {
+                    "m4a".into()
+                } else {
+                    "mp4".into()
+                },
+                name,
+                resolution,
+                resolution_tier: None,
+                width: None,
+                height: None,
+                bitrate: None,
+                filesize: None,
+                status: file_status,
+                kind,
+                passthrough,
+            },
+        )
+        .collect();
+    Ok(Some(StaticRenditions::of(files)))
+}
+
 const ASSET_COLUMNS: &str =
     "id, created_at, status, settings, ingest_type, summary, errors, progress_state, progress";
 
@@ -669,7 +1064,7 @@ impl AssetRow {
         })
     }
 
-    fn into_asset(self) -> Result<Asset, DbError> {
+    fn into_asset(self, files: Vec<RenditionRow>) -> Result<Asset, DbError> {
         let corrupt = |detail: String| DbError::Corrupt {
             table: "assets",
             detail: format!("asset {}: {detail}", self.id),
@@ -685,6 +1080,7 @@ impl AssetRow {
             .transpose()
             .map_err(|e| corrupt(format!("errors: {e}")))?;
         let status = parse_status(&self.status)?;
+        let static_renditions = static_renditions(&settings, files, status)?;
         let ingest_type = IngestType::parse(&self.ingest_type)
             .ok_or_else(|| corrupt(format!("ingest_type {:?}", self.ingest_type)))?;
         let state = ProgressState::parse(&self.progress_state)
@@ -706,6 +1102,7 @@ impl AssetRow {
             meta: settings.meta,
             master_access: settings.master_access,
             master: None,
+            static_renditions,
             normalize_audio: settings.normalize_audio,
             ingest_type,
             test: settings.test,
@@ -720,17 +1117,13 @@ impl AssetRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asset::{MasterAccess, MaxResolutionTier, VideoQuality};
+    use crate::asset::{MaxResolutionTier, VideoQuality};
 
     fn settings() -> AssetSettings {
-        AssetSettings {
-            max_resolution_tier: MaxResolutionTier::P1080,
-            video_quality: VideoQuality::Plus,
-            master_access: MasterAccess::None,
-            normalize_audio: false,
-            passthrough: Some("p".into()),
-            meta: None,
-            test: false,
+        {
+            let mut s = AssetSettings::defaults(MaxResolutionTier::P1080, VideoQuality::Plus);
+            s.passthrough = Some("p".into());
+            s
         }
     }
 
@@ -751,7 +1144,9 @@ mod tests {
     fn lease_lifecycle() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.db")).unwrap();
-        let job = db.create_asset(&new_asset("a1"), None, 3, 0, None).unwrap();
+        let job = db
+            .create_asset(&new_asset("a1"), None, 3, 0, None, None)
+            .unwrap();
 
         let claimed = db.claim_job("w1", POLICY, 1_000, None).unwrap().unwrap();
         assert_eq!((claimed.id, claimed.attempts), (job, 1));
@@ -772,7 +1167,7 @@ mod tests {
         assert_eq!(again.last_error.as_deref(), Some("store down"));
         assert_eq!(again.attempts, 3);
 
-        db.finish_ready(job, "a1", &MediaSummary::default(), 80_000)
+        db.finish_ready(job, "a1", Some(&MediaSummary::default()), &[], 80_000)
             .unwrap();
         assert!(
             db.claim_job("w4", POLICY, 1_000_000, None)
@@ -788,8 +1183,10 @@ mod tests {
     fn dead_workers_release_their_leases() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.db")).unwrap();
-        db.create_asset(&new_asset("a1"), None, 3, 0, None).unwrap();
-        db.create_asset(&new_asset("a2"), None, 3, 0, None).unwrap();
+        db.create_asset(&new_asset("a1"), None, 3, 0, None, None)
+            .unwrap();
+        db.create_asset(&new_asset("a2"), None, 3, 0, None, None)
+            .unwrap();
         db.claim_job("dead", POLICY, 1, None).unwrap().unwrap();
         db.claim_job("alive", POLICY, 1, None).unwrap().unwrap();
         assert_eq!(db.release_dead_leases(|w| w == "dead").unwrap(), 1);
@@ -811,10 +1208,11 @@ mod tests {
             path: "/w/a.mp4".into(),
             origin: SourceOrigin::Watch,
             identity,
+            sidecar: None,
         };
         assert!(!db.watch_source_known(&identity).unwrap());
         let job = db
-            .create_asset(&new_asset("a1"), Some(&source), 3, 0, None)
+            .create_asset(&new_asset("a1"), Some(&source), 3, 0, None, None)
             .unwrap();
         assert!(db.watch_source_known(&identity).unwrap());
         assert!(
@@ -858,7 +1256,7 @@ mod tests {
         let path = dir.path().join("t.db");
         Db::open(&path)
             .unwrap()
-            .create_asset(&new_asset("a1"), None, 3, 0, None)
+            .create_asset(&new_asset("a1"), None, 3, 0, None, None)
             .unwrap();
         let db = Db::open(&path).unwrap();
         let list = db.list_assets(10, 0).unwrap();

@@ -13,5 +13,6 @@ pub mod pipeline;
 pub mod pipelines;
 pub mod plan;
 pub mod probe;
+pub mod settings;
 pub mod store;
 pub mod watch;

@@ -14,7 +14,7 @@
 //! pipeline is owned by a guard that sets it to `Null` on drop; only the bus's
 //! EOS counts as success. Everything here blocks: run it on a blocking thread.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,6 +29,9 @@ use crate::plan::{AudioTarget, Plan, VideoTarget};
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Raw frames a video branch may buffer before it holds the decoder back.
 const VIDEO_QUEUE_FRAMES: u32 = 30;
+/// VBV buffer of capped encodes, in ms of the maximum rate (2 s, as ffmpeg's
+/// `-bufsize 2×maxrate`).
+const VBV_BUFFER_MS: u32 = 2000;
 
 /// Initialises GStreamer once per process (later calls are cheap no-ops).
 pub fn init_gstreamer() -> Result<(), gst::glib::Error> {
@@ -93,28 +96,6 @@ impl PipelineError {
     }
 }
 
-/// Where one MP4 output goes and what it contains.
-#[derive(Debug, Clone)]
-pub struct OutputSpec {
-    /// The file to write.
-    pub path: PathBuf,
-    /// Video to encode into it.
-    pub video: Option<VideoTarget>,
-    /// Audio to encode into it.
-    pub audio: Option<AudioTarget>,
-}
-
-impl OutputSpec {
-    /// The master of `plan`, written to `path`.
-    pub fn master(plan: &Plan, path: PathBuf) -> OutputSpec {
-        OutputSpec {
-            path,
-            video: plan.video.clone(),
-            audio: plan.audio.clone(),
-        }
-    }
-}
-
 /// Knobs that are not part of the plan.
 pub struct RunOptions<'a> {
     /// Encoder fragments.
@@ -160,18 +141,19 @@ fn link_chain(elements: &[&gst::Element]) -> Result<(), PipelineError> {
     })
 }
 
-/// A branch entry point waiting for the decoder's pad, and how far it has got.
-struct Branch {
+/// Where a decoded stream of one kind enters the graph.
+struct Entry {
     kind: &'static str,
     sink: gst::Pad,
     linked: bool,
-    position_ns: Arc<AtomicU64>,
 }
 
-/// Transcodes `source` into `output`, reporting progress (0–100) as it goes.
+/// Transcodes `source` into every output of `plan`, each written to
+/// `spool_dir/NAME`, from one decode. Reports progress (0–100) as it goes.
 pub fn transcode(
     source: &Path,
-    output: &OutputSpec,
+    plan: &Plan,
+    spool_dir: &Path,
     options: &RunOptions<'_>,
     mut on_progress: impl FnMut(f64),
 ) -> Result<(), PipelineError> {
@@ -180,110 +162,74 @@ pub fn transcode(
     })?;
     let pipeline = gst::Pipeline::with_name("reeld-transcode");
     let guard = PipelineGuard(pipeline.clone());
+    let add = |elements: &[&gst::Element]| -> Result<(), PipelineError> {
+        pipeline
+            .add_many(elements.iter().copied())
+            .map_err(|e| PipelineError::Build {
+                what: e.to_string(),
+            })
+    };
 
     let filesrc = make("filesrc")?;
     filesrc.set_property("location", source.to_string_lossy().as_ref());
     let decodebin = make("decodebin")?;
-    pipeline
-        .add_many([&filesrc, &decodebin])
-        .map_err(|e| PipelineError::Build {
-            what: e.to_string(),
-        })?;
+    add(&[&filesrc, &decodebin])?;
     link_chain(&[&filesrc, &decodebin])?;
 
-    let mux = make("mp4mux")?;
-    mux.set_property("faststart", true);
-    let scratch = output.path.with_extension("moov-scratch");
-    mux.set_property("faststart-file", scratch.to_string_lossy().as_ref());
-    let filesink = make("filesink")?;
-    filesink.set_property("location", output.path.to_string_lossy().as_ref());
-    pipeline
-        .add_many([&mux, &filesink])
-        .map_err(|e| PipelineError::Build {
-            what: e.to_string(),
-        })?;
-    link_chain(&[&mux, &filesink])?;
+    // One muxer per output file.
+    let mut muxers = Vec::new();
+    let mut scratch_files = Vec::new();
+    for output in &plan.outputs {
+        let mux = make("mp4mux")?;
+        mux.set_property("faststart", true);
+        let scratch = spool_dir.join(format!("{}.moov-scratch", output.name));
+        mux.set_property("faststart-file", scratch.to_string_lossy().as_ref());
+        let filesink = make("filesink")?;
+        filesink.set_property(
+            "location",
+            spool_dir.join(&output.name).to_string_lossy().as_ref(),
+        );
+        add(&[&mux, &filesink])?;
+        link_chain(&[&mux, &filesink])?;
+        muxers.push(mux);
+        scratch_files.push(scratch);
+    }
 
-    let mut branches = Vec::new();
-    if let Some(video) = &output.video {
-        branches.push(build_video_branch(
-            &pipeline,
-            video,
-            options.fragments,
-            &mux,
-        )?);
+    let mut entries = Vec::new();
+    let mut positions = Vec::new();
+    let uses_video = plan.outputs.iter().any(|o| o.video.is_some());
+    let uses_audio = plan.outputs.iter().any(|o| o.audio.is_some());
+    if uses_video {
+        let (entry, raw_tee) = build_video_front(&pipeline, &plan.video_encodes[0])?;
+        entries.push(entry);
+        for (index, target) in plan.video_encodes.iter().enumerate() {
+            let (encoded_tee, position) =
+                build_video_encode(&pipeline, &raw_tee, target, options.fragments)?;
+            positions.push(position);
+            for (output, mux) in plan.outputs.iter().zip(&muxers) {
+                if output.video == Some(index) {
+                    feed_muxer(&pipeline, &encoded_tee, mux, "video_%u")?;
+                }
+            }
+        }
     }
-    if let Some(audio) = &output.audio {
-        branches.push(build_audio_branch(
-            &pipeline,
-            audio,
-            options.fragments,
-            &mux,
-        )?);
+    if uses_audio {
+        let (entry, raw_tee) = build_audio_front(&pipeline, &plan.audio_encodes[0])?;
+        entries.push(entry);
+        for (index, target) in plan.audio_encodes.iter().enumerate() {
+            let (encoded_tee, position) =
+                build_audio_encode(&pipeline, &raw_tee, target, options.fragments)?;
+            positions.push(position);
+            for (output, mux) in plan.outputs.iter().zip(&muxers) {
+                if output.audio == Some(index) {
+                    feed_muxer(&pipeline, &encoded_tee, mux, "audio_%u")?;
+                }
+            }
+        }
     }
-    let branches = Arc::new(Mutex::new(branches));
+    let entries = Arc::new(Mutex::new(entries));
     let missing_stream: Arc<Mutex<Option<&'static str>>> = Arc::new(Mutex::new(None));
-
-    {
-        let branches = branches.clone();
-        let pipeline_weak = pipeline.downgrade();
-        decodebin.connect_pad_added(move |_, pad| {
-            let Some(pipeline) = pipeline_weak.upgrade() else {
-                return;
-            };
-            let kind = pad
-                .current_caps()
-                .or_else(|| Some(pad.query_caps(None)))
-                .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
-                .map(|name| {
-                    if name.starts_with("video/") {
-                        "video"
-                    } else if name.starts_with("audio/") {
-                        "audio"
-                    } else {
-                        "other"
-                    }
-                })
-                .unwrap_or("other");
-            let mut branches = branches.lock().expect("branch lock");
-            if let Some(branch) = branches.iter_mut().find(|b| b.kind == kind && !b.linked)
-                && pad.link(&branch.sink).is_ok()
-            {
-                branch.linked = true;
-                return;
-            }
-            // A stream the plan does not use (second audio track, data, or a
-            // kind this output does not carry): drain it so it cannot block.
-            if let Ok(sink) = gst::ElementFactory::make("fakesink")
-                .property("sync", false)
-                .property("async", false)
-                .build()
-                && pipeline.add(&sink).is_ok()
-            {
-                let _ = sink.sync_state_with_parent();
-                if let Some(sinkpad) = sink.static_pad("sink") {
-                    let _ = pad.link(&sinkpad);
-                }
-            }
-        });
-    }
-    {
-        let branches = branches.clone();
-        let missing = missing_stream.clone();
-        let pipeline_weak = pipeline.downgrade();
-        decodebin.connect_no_more_pads(move |_| {
-            let branches = branches.lock().expect("branch lock");
-            if let Some(b) = branches.iter().find(|b| !b.linked) {
-                *missing.lock().expect("missing lock") = Some(b.kind);
-                // The aggregator would wait for this pad forever: end the run now.
-                if let Some(p) = pipeline_weak.upgrade() {
-                    let _ = p.post_message(gst::message::Application::new(
-                        gst::Structure::new_empty("reeld-missing-stream"),
-                    ));
-                }
-            }
-        });
-    }
+    connect_decoder(&pipeline, &decodebin, &entries, &missing_stream);
 
     pipeline.set_state(gst::State::Playing).map_err(|_| {
         first_bus_error(&pipeline).unwrap_or(PipelineError::Build {
@@ -318,11 +264,10 @@ pub fn transcode(
                 _ => {}
             }
         }
-        let position = branches
-            .lock()
-            .expect("branch lock")
+        // The slowest encode decides how far the whole job is.
+        let position = positions
             .iter()
-            .map(|b| b.position_ns.load(Ordering::Relaxed))
+            .map(|p| p.load(Ordering::Relaxed))
             .min()
             .unwrap_or(0);
         if position > last_position {
@@ -338,21 +283,103 @@ pub fn transcode(
         }
     }
     drop(guard);
-    let _ = std::fs::remove_file(&scratch);
+    for scratch in scratch_files {
+        let _ = std::fs::remove_file(scratch);
+    }
     Ok(())
 }
 
-fn build_video_branch(
+/// Links decoded pads to the entries: the first stream of each kind is used,
+/// any other stream (second audio track, data) drains into a `fakesink`.
+fn connect_decoder(
+    pipeline: &gst::Pipeline,
+    decodebin: &gst::Element,
+    entries: &Arc<Mutex<Vec<Entry>>>,
+    missing_stream: &Arc<Mutex<Option<&'static str>>>,
+) {
+    {
+        let entries = entries.clone();
+        let pipeline_weak = pipeline.downgrade();
+        decodebin.connect_pad_added(move |_, pad| {
+            let Some(pipeline) = pipeline_weak.upgrade() else {
+                return;
+            };
+            let kind = pad
+                .current_caps()
+                .or_else(|| Some(pad.query_caps(None)))
+                .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
+                .map(|name| {
+                    if name.starts_with("video/") {
+                        "video"
+                    } else if name.starts_with("audio/") {
+                        "audio"
+                    } else {
+                        "other"
+                    }
+                })
+                .unwrap_or("other");
+            let mut entries = entries.lock().expect("entry lock");
+            if let Some(entry) = entries.iter_mut().find(|b| b.kind == kind && !b.linked)
+                && pad.link(&entry.sink).is_ok()
+            {
+                entry.linked = true;
+                return;
+            }
+            if let Ok(sink) = gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .property("async", false)
+                .build()
+                && pipeline.add(&sink).is_ok()
+            {
+                let _ = sink.sync_state_with_parent();
+                if let Some(sinkpad) = sink.static_pad("sink") {
+                    let _ = pad.link(&sinkpad);
+                }
+            }
+        });
+    }
+    let entries = entries.clone();
+    let missing = missing_stream.clone();
+    let pipeline_weak = pipeline.downgrade();
+    decodebin.connect_no_more_pads(move |_| {
+        let entries = entries.lock().expect("entry lock");
+        if let Some(b) = entries.iter().find(|b| !b.linked) {
+            *missing.lock().expect("missing lock") = Some(b.kind);
+            // The muxers would wait for this stream forever: end the run now.
+            if let Some(p) = pipeline_weak.upgrade() {
+                let _ = p.post_message(gst::message::Application::new(gst::Structure::new_empty(
+                    "reeld-missing-stream",
+                )));
+            }
+        }
+    });
+}
+
+fn add_and_link(pipeline: &gst::Pipeline, chain: &[gst::Element]) -> Result<(), PipelineError> {
+    for e in chain {
+        pipeline.add(e).map_err(|err| PipelineError::Build {
+            what: err.to_string(),
+        })?;
+    }
+    link_chain(&chain.iter().collect::<Vec<_>>())
+}
+
+fn queue(max_buffers: u32) -> Result<gst::Element, PipelineError> {
+    let q = make("queue")?;
+    q.set_property("max-size-buffers", max_buffers);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", 0u64);
+    Ok(q)
+}
+
+/// Decoded video → upright, deinterlaced, frame-rate capped → a tee that
+/// feeds every video encode.
+fn build_video_front(
     pipeline: &gst::Pipeline,
     target: &VideoTarget,
-    fragments: &Fragments,
-    mux: &gst::Element,
-) -> Result<Branch, PipelineError> {
-    let queue = make("queue")?;
-    queue.set_property("max-size-buffers", VIDEO_QUEUE_FRAMES);
-    queue.set_property("max-size-bytes", 0u32);
-    queue.set_property("max-size-time", 0u64);
-    let mut chain = vec![queue.clone()];
+) -> Result<(Entry, gst::Element), PipelineError> {
+    let entry = queue(VIDEO_QUEUE_FRAMES)?;
+    let mut chain = vec![entry.clone()];
     if target.deinterlace {
         chain.push(make("videoconvert")?);
         chain.push(make("deinterlace")?);
@@ -362,17 +389,39 @@ fn build_video_branch(
     flip.set_property_from_str("video-direction", "auto");
     strip_orientation_tags(&flip);
     chain.push(flip);
-    let scale = make("videoscale")?;
-    // Catmull-Rom is the closest match to ffmpeg's default bicubic scaler.
-    scale.set_property_from_str("method", "catrom");
-    chain.push(scale);
     if let Some(max) = target.max_frame_rate {
         let rate = make("videorate")?;
         rate.set_property("max-rate", max as i32);
         rate.set_property("drop-only", true);
         chain.push(rate);
     }
-    chain.push(make("videoconvert")?);
+    let tee = make("tee")?;
+    chain.push(tee.clone());
+    add_and_link(pipeline, &chain)?;
+    Ok((
+        Entry {
+            kind: "video",
+            sink: entry.static_pad("sink").expect("queue has a sink pad"),
+            linked: false,
+        },
+        tee,
+    ))
+}
+
+/// One scale + encode from the raw video tee into a tee of encoded video.
+fn build_video_encode(
+    pipeline: &gst::Pipeline,
+    raw_tee: &gst::Element,
+    target: &VideoTarget,
+    fragments: &Fragments,
+) -> Result<(gst::Element, Arc<AtomicU64>), PipelineError> {
+    // Bounded: a slow encoder holds the decoder back instead of letting raw
+    // frames pile up in memory.
+    let q = queue(VIDEO_QUEUE_FRAMES)?;
+    let scale = make("videoscale")?;
+    // Catmull-Rom is the closest match to ffmpeg's default bicubic scaler.
+    scale.set_property_from_str("method", "catrom");
+    let convert = make("videoconvert")?;
     let caps = make("capsfilter")?;
     caps.set_property(
         "caps",
@@ -388,7 +437,6 @@ fn build_video_branch(
             .field("chroma-site", "mpeg2")
             .build(),
     );
-    chain.push(caps);
     let fragment = fragments.video(target.quality);
     let encoder = fragment
         .instantiate()
@@ -397,48 +445,33 @@ fn build_video_branch(
             message: e.to_string(),
         })?;
     set_on_encoder(&encoder, "key-int-max", target.keyframe_interval);
+    set_on_encoder(&encoder, "bitrate", target.max_bitrate_kbps);
+    set_on_encoder(&encoder, "vbv-buf-capacity", VBV_BUFFER_MS);
     let parse = make("h264parse")?;
-    let encoder_el: gst::Element = encoder.upcast();
-    chain.push(encoder_el);
-    chain.push(parse.clone());
-    for e in &chain {
-        pipeline.add(e).map_err(|err| PipelineError::Build {
-            what: err.to_string(),
-        })?;
-    }
-    link_chain(&chain.iter().collect::<Vec<_>>())?;
-    let mux_pad = mux
-        .request_pad_simple("video_%u")
-        .ok_or_else(|| PipelineError::Build {
-            what: "mp4mux gave no video pad".into(),
-        })?;
-    let src = parse.static_pad("src").expect("h264parse has a src pad");
-    src.link(&mux_pad).map_err(|e| PipelineError::Build {
-        what: format!("cannot link h264parse to mp4mux: {e:?}"),
-    })?;
-    let position_ns = track_position(&src);
-    Ok(Branch {
-        kind: "video",
-        sink: queue.static_pad("sink").expect("queue has a sink pad"),
-        linked: false,
-        position_ns,
-    })
+    let tee = make("tee")?;
+    let chain = vec![
+        q.clone(),
+        scale,
+        convert,
+        caps,
+        encoder.upcast(),
+        parse.clone(),
+        tee.clone(),
+    ];
+    add_and_link(pipeline, &chain)?;
+    link_chain(&[raw_tee, &q])?;
+    let position = track_position(&parse.static_pad("src").expect("h264parse has a src pad"));
+    Ok((tee, position))
 }
 
-fn build_audio_branch(
+/// Decoded audio → converted and resampled → a tee that feeds every audio encode.
+fn build_audio_front(
     pipeline: &gst::Pipeline,
     target: &AudioTarget,
-    fragments: &Fragments,
-    mux: &gst::Element,
-) -> Result<Branch, PipelineError> {
-    let queue = make("queue")?;
+) -> Result<(Entry, gst::Element), PipelineError> {
     // Unbounded: audio is small, and a full audio queue would stall the
-    // demuxer while the muxer waits for video (a classic tee/mux deadlock).
-    queue.set_property("max-size-buffers", 0u32);
-    queue.set_property("max-size-bytes", 0u32);
-    queue.set_property("max-size-time", 0u64);
-    let convert = make("audioconvert")?;
-    let resample = make("audioresample")?;
+    // demuxer while the muxers wait for video (the classic tee/mux deadlock).
+    let entry = queue(0)?;
     let caps = make("capsfilter")?;
     caps.set_property(
         "caps",
@@ -447,6 +480,33 @@ fn build_audio_branch(
             .field("channels", target.channels as i32)
             .build(),
     );
+    let tee = make("tee")?;
+    let chain = vec![
+        entry.clone(),
+        make("audioconvert")?,
+        make("audioresample")?,
+        caps,
+        tee.clone(),
+    ];
+    add_and_link(pipeline, &chain)?;
+    Ok((
+        Entry {
+            kind: "audio",
+            sink: entry.static_pad("sink").expect("queue has a sink pad"),
+            linked: false,
+        },
+        tee,
+    ))
+}
+
+/// One AAC encode from the raw audio tee into a tee of encoded audio.
+fn build_audio_encode(
+    pipeline: &gst::Pipeline,
+    raw_tee: &gst::Element,
+    target: &AudioTarget,
+    fragments: &Fragments,
+) -> Result<(gst::Element, Arc<AtomicU64>), PipelineError> {
+    let q = queue(0)?;
     let fragment = fragments.audio();
     let encoder = fragment
         .instantiate()
@@ -456,30 +516,38 @@ fn build_audio_branch(
         })?;
     set_on_encoder(&encoder, "bitrate", target.bitrate);
     let parse = make("aacparse")?;
-    let encoder_el: gst::Element = encoder.upcast();
-    let chain = [&queue, &convert, &resample, &caps, &encoder_el, &parse];
-    for e in chain {
-        pipeline.add(e).map_err(|err| PipelineError::Build {
-            what: err.to_string(),
-        })?;
-    }
-    link_chain(&chain)?;
+    let tee = make("tee")?;
+    let chain = vec![q.clone(), encoder.upcast(), parse.clone(), tee.clone()];
+    add_and_link(pipeline, &chain)?;
+    link_chain(&[raw_tee, &q])?;
+    let position = track_position(&parse.static_pad("src").expect("aacparse has a src pad"));
+    Ok((tee, position))
+}
+
+/// Encoded stream tee → queue → a new `template` pad of the muxer.
+fn feed_muxer(
+    pipeline: &gst::Pipeline,
+    encoded_tee: &gst::Element,
+    mux: &gst::Element,
+    template: &str,
+) -> Result<(), PipelineError> {
+    // Encoded data is small: unbounded, so one muxer waiting for its other
+    // stream never blocks the others.
+    let q = queue(0)?;
+    add_and_link(pipeline, std::slice::from_ref(&q))?;
+    link_chain(&[encoded_tee, &q])?;
     let mux_pad = mux
-        .request_pad_simple("audio_%u")
+        .request_pad_simple(template)
         .ok_or_else(|| PipelineError::Build {
-            what: "mp4mux gave no audio pad".into(),
+            what: format!("mp4mux gave no {template} pad"),
         })?;
-    let src = parse.static_pad("src").expect("aacparse has a src pad");
-    src.link(&mux_pad).map_err(|e| PipelineError::Build {
-        what: format!("cannot link aacparse to mp4mux: {e:?}"),
-    })?;
-    let position_ns = track_position(&src);
-    Ok(Branch {
-        kind: "audio",
-        sink: queue.static_pad("sink").expect("queue has a sink pad"),
-        linked: false,
-        position_ns,
-    })
+    q.static_pad("src")
+        .expect("queue has a src pad")
+        .link(&mux_pad)
+        .map_err(|e| PipelineError::Build {
+            what: format!("cannot link to mp4mux: {e:?}"),
+        })?;
+    Ok(())
 }
 
 /// Sets an integer property on every element of a fragment bin that has it

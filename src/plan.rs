@@ -5,7 +5,10 @@
 //! rate caps, channel counts) is a function of its arguments and is unit-tested
 //! table by table.
 
-use crate::asset::{AssetSettings, MaxResolutionTier, ResolutionTier, VideoQuality};
+use crate::asset::{
+    AssetSettings, Mp4Support, RenditionRequest, RenditionResolution, RenditionStatus,
+    RenditionType, ResolutionTier, VideoQuality,
+};
 use crate::probe::MediaInfo;
 
 /// Highest frame rate stored; faster sources drop frames down to it.
@@ -17,7 +20,7 @@ pub const AUDIO_SAMPLE_RATE: u32 = 48_000;
 /// AAC bitrate of the master's audio, in bits per second.
 pub const MASTER_AUDIO_BITRATE: u32 = 192_000;
 
-/// How the video of an output is made.
+/// How one distinct video encode is made (outputs of the same size share it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoTarget {
     /// Output width in square pixels, even.
@@ -34,9 +37,11 @@ pub struct VideoTarget {
     pub quality: VideoQuality,
     /// The frame rate that will be stored, -1 when unknown.
     pub stored_frame_rate: f64,
+    /// VBV maximum rate in kbit/s (the buffer holds 2 s of it).
+    pub max_bitrate_kbps: u32,
 }
 
-/// How the audio of an output is made.
+/// How one distinct audio encode is made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioTarget {
     /// Output channels (1 or 2; more are downmixed to stereo).
@@ -47,13 +52,49 @@ pub struct AudioTarget {
     pub bitrate: u32,
 }
 
-/// Everything reeld will produce for one asset.
+/// One file the pipeline writes: which encodes are muxed into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputPlan {
+    /// File name, also the last part of its store key (`master.mp4`, `720p.mp4`).
+    pub name: String,
+    /// Index into `Plan::video_encodes`.
+    pub video: Option<usize>,
+    /// Index into `Plan::audio_encodes`.
+    pub audio: Option<usize>,
+}
+
+/// The fate of one requested static rendition file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionPlan {
+    /// `highest.mp4`, `720p.mp4`, `audio.m4a`, …
+    pub name: String,
+    /// `mp4` or `m4a`.
+    pub ext: &'static str,
+    /// The requested resolution (absent for legacy `mp4_support` files).
+    pub resolution: Option<RenditionResolution>,
+    /// `standard` or `advanced`.
+    pub kind: RenditionType,
+    /// User data.
+    pub passthrough: Option<String>,
+    /// `Preparing` when it will be made, else `Skipped` or `Errored`.
+    pub status: RenditionStatus,
+    /// Why it is skipped or errored.
+    pub reason: Option<String>,
+    /// Size it will have, for video files.
+    pub size: Option<(u32, u32)>,
+}
+
+/// Everything reeld will produce for one asset from one decode of its source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// The master's video, or `None` for audio-only sources.
-    pub video: Option<VideoTarget>,
-    /// The master's audio, or `None` for sources without audio.
-    pub audio: Option<AudioTarget>,
+    /// Distinct video encodes; the master's is first when the master is made.
+    pub video_encodes: Vec<VideoTarget>,
+    /// Distinct audio encodes.
+    pub audio_encodes: Vec<AudioTarget>,
+    /// Files to write, the master first when it is made.
+    pub outputs: Vec<OutputPlan>,
+    /// Every requested rendition file with its fate.
+    pub renditions: Vec<RenditionPlan>,
     /// The tier the master lands in.
     pub resolution_tier: ResolutionTier,
     /// The source's duration in seconds, if known: outputs are checked against it.
@@ -61,6 +102,22 @@ pub struct Plan {
     /// Channels of the source's primary audio (reported even when downmixed).
     pub source_audio_channels: Option<u32>,
 }
+
+impl Plan {
+    /// The master's video encode, if the asset has video.
+    pub fn master_video(&self) -> Option<&VideoTarget> {
+        self.outputs
+            .iter()
+            .find(|o| o.name == MASTER_NAME)
+            .and_then(|o| o.video)
+            .map(|i| &self.video_encodes[i])
+    }
+}
+
+/// File name of the master in the spool and the store.
+pub const MASTER_NAME: &str = "master.mp4";
+/// AAC bitrate of rendition audio, in bits per second.
+pub const RENDITION_AUDIO_BITRATE: u32 = 128_000;
 
 /// Why no plan can be made: the source has nothing reeld can store.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -78,9 +135,128 @@ pub enum PlanError {
     },
 }
 
-/// Decides the master for `info` under `settings`.
-pub fn plan_master(info: &MediaInfo, settings: &AssetSettings) -> Result<Plan, PlanError> {
-    let video = match info.video.first() {
+/// What to plan: the master and every requested rendition (a new asset), or
+/// only some renditions (added later, made from the stored master).
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Master plus all requested renditions.
+    Everything,
+    /// Only the named rendition files.
+    RenditionsOnly(&'a [String]),
+}
+
+/// VBV maximum rate for an encode whose short edge is `short_edge` pixels, in kbit/s.
+pub fn max_bitrate_kbps(short_edge: u32) -> u32 {
+    match short_edge {
+        0..=270 => 400,
+        271..=360 => 800,
+        361..=480 => 1_200,
+        481..=540 => 2_000,
+        541..=720 => 3_000,
+        721..=1080 => 5_000,
+        1081..=1440 => 10_000,
+        _ => 20_000,
+    }
+}
+
+/// What a requested file asks for before the source is known.
+struct Request {
+    name: String,
+    resolution: Option<RenditionResolution>,
+    kind: RenditionType,
+    passthrough: Option<String>,
+    /// Legacy files are capped into a box (long, short) rather than set to a short edge.
+    legacy_box: Option<(u32, u32)>,
+    audio_only: bool,
+    /// Legacy `audio-only` errors on a video-only asset (Mux's rule).
+    error_without_audio: bool,
+}
+
+/// The file name of a requested resolution.
+pub fn rendition_name(resolution: RenditionResolution) -> String {
+    match resolution {
+        RenditionResolution::Highest => "highest.mp4".into(),
+        RenditionResolution::AudioOnly => "audio.m4a".into(),
+        fixed => format!("{}.mp4", fixed.as_str()),
+    }
+}
+
+fn requests(settings: &AssetSettings, has_video: bool) -> Vec<Request> {
+    let fixed = |r: &RenditionRequest| Request {
+        name: rendition_name(r.resolution),
+        resolution: Some(r.resolution),
+        kind: match r.resolution {
+            RenditionResolution::Highest | RenditionResolution::AudioOnly => {
+                RenditionType::Standard
+            }
+            _ => RenditionType::Advanced,
+        },
+        passthrough: r.passthrough.clone(),
+        legacy_box: None,
+        audio_only: r.resolution == RenditionResolution::AudioOnly,
+        error_without_audio: false,
+    };
+    let legacy = |name: &str, legacy_box: Option<(u32, u32)>| Request {
+        name: name.to_owned(),
+        resolution: None,
+        kind: RenditionType::Standard,
+        passthrough: None,
+        audio_only: legacy_box.is_none(),
+        legacy_box,
+        error_without_audio: legacy_box.is_none(),
+    };
+    let mut out: Vec<Request> = match settings.mp4_support {
+        None | Some(Mp4Support::None) => settings.static_renditions.iter().map(fixed).collect(),
+        // Mux: the video files of legacy MP4 support become audio.m4a on an audio-only asset.
+        Some(Mp4Support::Capped1080p | Mp4Support::Standard) if !has_video => {
+            vec![legacy("audio.m4a", None)]
+        }
+        Some(Mp4Support::Capped1080p) => vec![legacy("capped-1080p.mp4", Some((1920, 1080)))],
+        Some(Mp4Support::Standard) => vec![
+            legacy("high.mp4", Some((1920, 1080))),
+            legacy("medium.mp4", Some((1280, 720))),
+            legacy("low.mp4", Some((640, 360))),
+        ],
+        Some(Mp4Support::AudioOnly) => vec![legacy("audio.m4a", None)],
+        Some(Mp4Support::AudioOnlyCapped1080p) if !has_video => vec![legacy("audio.m4a", None)],
+        Some(Mp4Support::AudioOnlyCapped1080p) => vec![
+            Request {
+                error_without_audio: false,
+                ..legacy("audio.m4a", None)
+            },
+            legacy("capped-1080p.mp4", Some((1920, 1080))),
+        ],
+    };
+    // The same file asked for twice is one file.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|r| seen.insert(r.name.clone()));
+    out
+}
+
+/// The rendition files that `settings` ask for, before the source is probed
+/// (what the asset shows while it is being ingested).
+pub fn requested_names(
+    settings: &AssetSettings,
+) -> Vec<(
+    String,
+    Option<RenditionResolution>,
+    RenditionType,
+    Option<String>,
+)> {
+    requests(settings, true)
+        .into_iter()
+        .map(|r| (r.name, r.resolution, r.kind, r.passthrough))
+        .collect()
+}
+
+/// Decides every output for `info` under `settings`.
+pub fn plan_asset(
+    info: &MediaInfo,
+    settings: &AssetSettings,
+    scope: Scope<'_>,
+) -> Result<Plan, PlanError> {
+    let source_video = info.video.first();
+    let master_video = match source_video {
         None => None,
         Some(v) => {
             if v.width == 0 || v.height == 0 {
@@ -90,7 +266,7 @@ pub fn plan_master(info: &MediaInfo, settings: &AssetSettings) -> Result<Plan, P
                 });
             }
             let (dw, dh) = v.display_size();
-            let (width, height) = fit_within(dw, dh, settings.max_resolution_tier);
+            let (width, height) = fit_within(dw, dh, settings.max_resolution_tier.bounds());
             let fps = v.fps();
             let max_frame_rate = fps
                 .filter(|f| *f > f64::from(MAX_FRAME_RATE) + 0.01)
@@ -108,32 +284,175 @@ pub fn plan_master(info: &MediaInfo, settings: &AssetSettings) -> Result<Plan, P
                 keyframe_interval: ((gop_fps * GOP_SECONDS).round() as u32).max(1),
                 quality: settings.video_quality,
                 stored_frame_rate: stored,
+                max_bitrate_kbps: max_bitrate_kbps(width.min(height)),
             })
         }
     };
-    let audio = info.audio.first().map(|a| AudioTarget {
-        channels: a.channels.clamp(1, 2),
-        sample_rate: AUDIO_SAMPLE_RATE,
-        bitrate: MASTER_AUDIO_BITRATE,
-    });
-    let resolution_tier = match &video {
-        Some(v) => ResolutionTier::of_video(v.width, v.height),
-        None if audio.is_some() => ResolutionTier::AudioOnly,
-        None => return Err(PlanError::NothingToTranscode),
+    let source_audio = info.audio.first();
+    let resolution_tier = match (&master_video, source_audio) {
+        (Some(v), _) => ResolutionTier::of_video(v.width, v.height),
+        (None, Some(_)) => ResolutionTier::AudioOnly,
+        (None, None) => return Err(PlanError::NothingToTranscode),
     };
-    Ok(Plan {
-        video,
-        audio,
+    let audio_target = |bitrate| {
+        source_audio.map(|a| AudioTarget {
+            channels: a.channels.clamp(1, 2),
+            sample_rate: AUDIO_SAMPLE_RATE,
+            bitrate,
+        })
+    };
+
+    let mut plan = Plan {
+        video_encodes: Vec::new(),
+        audio_encodes: Vec::new(),
+        outputs: Vec::new(),
+        renditions: Vec::new(),
         resolution_tier,
         expected_duration: info.duration,
-        source_audio_channels: info.audio.first().map(|a| a.channels),
-    })
+        source_audio_channels: source_audio.map(|a| a.channels),
+    };
+    let video_index = |plan: &mut Plan, target: VideoTarget| -> usize {
+        match plan
+            .video_encodes
+            .iter()
+            .position(|v| (v.width, v.height) == (target.width, target.height))
+        {
+            Some(i) => i,
+            None => {
+                plan.video_encodes.push(target);
+                plan.video_encodes.len() - 1
+            }
+        }
+    };
+
+    if matches!(scope, Scope::Everything) {
+        let video = master_video.clone().map(|t| video_index(&mut plan, t));
+        let audio = audio_target(MASTER_AUDIO_BITRATE).map(|a| {
+            plan.audio_encodes.push(a);
+            plan.audio_encodes.len() - 1
+        });
+        plan.outputs.push(OutputPlan {
+            name: MASTER_NAME.into(),
+            video,
+            audio,
+        });
+    }
+
+    let (tier_long, tier_short) = settings.max_resolution_tier.bounds();
+    let source_short = source_video.map(|v| {
+        let (w, h) = v.display_size();
+        w.min(h)
+    });
+    let mut rendition_audio: Option<usize> = None;
+    for request in requests(settings, master_video.is_some()) {
+        if let Scope::RenditionsOnly(names) = scope
+            && !names.contains(&request.name)
+        {
+            continue;
+        }
+        let mut rendition = RenditionPlan {
+            ext: if request.audio_only { "m4a" } else { "mp4" },
+            name: request.name.clone(),
+            resolution: request.resolution,
+            kind: request.kind,
+            passthrough: request.passthrough.clone(),
+            status: RenditionStatus::Preparing,
+            reason: None,
+            size: None,
+        };
+        let size: Option<(u32, u32)> = if request.audio_only {
+            if source_audio.is_none() {
+                rendition.status = if request.error_without_audio {
+                    RenditionStatus::Errored
+                } else {
+                    RenditionStatus::Skipped
+                };
+                rendition.reason = Some("the asset has no audio".into());
+            }
+            None
+        } else {
+            match (&master_video, source_video) {
+                (Some(master), Some(v)) => {
+                    let (dw, dh) = v.display_size();
+                    match (
+                        request.resolution.and_then(|r| r.short_edge()),
+                        request.legacy_box,
+                    ) {
+                        (Some(short), _) => {
+                            if f64::from(short) > source_short.unwrap_or(0.0) + 0.5 {
+                                rendition.status = RenditionStatus::Skipped;
+                                rendition.reason = Some(format!("{short}p is above the source"));
+                                None
+                            } else if short > tier_short {
+                                rendition.status = RenditionStatus::Skipped;
+                                rendition.reason =
+                                    Some(format!("{short}p is above max_resolution_tier"));
+                                None
+                            } else {
+                                Some(short_edge_size(dw, dh, short))
+                            }
+                        }
+                        (None, Some(bounds)) => Some(fit_within(
+                            dw,
+                            dh,
+                            (bounds.0.min(tier_long), bounds.1.min(tier_short)),
+                        )),
+                        (None, None) => Some((master.width, master.height)),
+                    }
+                }
+                _ => {
+                    rendition.status = RenditionStatus::Skipped;
+                    rendition.reason = Some("the asset has no video".into());
+                    None
+                }
+            }
+        };
+        rendition.size = size;
+        if rendition.status == RenditionStatus::Preparing {
+            let video = size.map(|(width, height)| {
+                let base = master_video.clone().expect("a sized rendition has video");
+                video_index(
+                    &mut plan,
+                    VideoTarget {
+                        width,
+                        height,
+                        max_bitrate_kbps: max_bitrate_kbps(width.min(height)),
+                        ..base
+                    },
+                )
+            });
+            let audio = match source_audio {
+                None => None,
+                Some(_) => Some(*rendition_audio.get_or_insert_with(|| {
+                    plan.audio_encodes
+                        .push(audio_target(RENDITION_AUDIO_BITRATE).expect("source has audio"));
+                    plan.audio_encodes.len() - 1
+                })),
+            };
+            plan.outputs.push(OutputPlan {
+                name: rendition.name.clone(),
+                video,
+                audio,
+            });
+        }
+        plan.renditions.push(rendition);
+    }
+    Ok(plan)
+}
+
+/// The size whose short edge is `short`, keeping the display aspect ratio, even.
+fn short_edge_size(width: f64, height: f64, short: u32) -> (u32, u32) {
+    let s = f64::from(short);
+    if width >= height {
+        (round_even(width * s / height), round_even(s))
+    } else {
+        (round_even(s), round_even(height * s / width))
+    }
 }
 
 /// Scales a display size down (never up) so that its long edge and short edge
 /// fit the tier's box, keeping the aspect ratio, and rounds to even sizes.
-pub fn fit_within(width: f64, height: f64, tier: MaxResolutionTier) -> (u32, u32) {
-    let (max_long, max_short) = tier.bounds();
+pub fn fit_within(width: f64, height: f64, (max_long, max_short): (u32, u32)) -> (u32, u32) {
     let (long, short) = (width.max(height), width.min(height));
     let factor = (f64::from(max_long) / long)
         .min(f64::from(max_short) / short)
@@ -151,19 +470,15 @@ fn round_even(x: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asset::MasterAccess;
+    use crate::asset::MaxResolutionTier;
     use crate::probe::{AudioStream, VideoStream};
 
+    fn plan_master(info: &MediaInfo, settings: &AssetSettings) -> Result<Plan, PlanError> {
+        plan_asset(info, settings, Scope::Everything)
+    }
+
     fn settings(tier: MaxResolutionTier) -> AssetSettings {
-        AssetSettings {
-            max_resolution_tier: tier,
-            video_quality: VideoQuality::Plus,
-            master_access: MasterAccess::None,
-            normalize_audio: false,
-            passthrough: None,
-            meta: None,
-            test: false,
-        }
+        AssetSettings::defaults(tier, VideoQuality::Plus)
     }
 
     fn video(width: u32, height: u32) -> VideoStream {
@@ -229,7 +544,7 @@ mod tests {
             let mut v = video(w, h);
             v.rotation = rot;
             let plan = plan_master(&info(vec![v], vec![stereo()]), &settings(tier)).unwrap();
-            let t = plan.video.unwrap();
+            let t = plan.master_video().cloned().unwrap();
             assert_eq!(
                 (t.width, t.height, plan.resolution_tier),
                 (ow, oh, otier),
@@ -244,7 +559,7 @@ mod tests {
         v.par = (32, 27);
         let plan =
             plan_master(&info(vec![v], vec![]), &settings(MaxResolutionTier::P1080)).unwrap();
-        let t = plan.video.unwrap();
+        let t = plan.master_video().cloned().unwrap();
         assert_eq!((t.width, t.height), (854, 480));
     }
 
@@ -263,7 +578,7 @@ mod tests {
             v.frame_rate = rate;
             let plan =
                 plan_master(&info(vec![v], vec![]), &settings(MaxResolutionTier::P1080)).unwrap();
-            let t = plan.video.unwrap();
+            let t = plan.master_video().cloned().unwrap();
             assert_eq!(t.max_frame_rate, cap, "{rate:?}");
             assert!((t.stored_frame_rate - stored).abs() < 1e-9, "{rate:?}");
             assert_eq!(t.keyframe_interval, gop, "{rate:?}");
@@ -278,13 +593,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.resolution_tier, ResolutionTier::AudioOnly);
-        assert!(p.video.is_none());
+        assert!(p.master_video().is_none());
         let p = plan_master(
             &info(vec![video(1280, 720)], vec![]),
             &settings(MaxResolutionTier::P1080),
         )
         .unwrap();
-        assert!(p.audio.is_none());
+        assert!(p.audio_encodes.is_empty());
         assert_eq!(
             plan_master(&info(vec![], vec![]), &settings(MaxResolutionTier::P1080)),
             Err(PlanError::NothingToTranscode)
@@ -300,10 +615,10 @@ mod tests {
             &settings(MaxResolutionTier::P1080),
         )
         .unwrap();
-        assert_eq!(p.audio.unwrap().channels, 2);
+        assert_eq!(p.audio_encodes[0].channels, 2);
         a.channels = 1;
         let p = plan_master(&info(vec![], vec![a]), &settings(MaxResolutionTier::P1080)).unwrap();
-        assert_eq!(p.audio.unwrap().channels, 1);
+        assert_eq!(p.audio_encodes[0].channels, 1);
     }
 
     #[test]

@@ -176,6 +176,30 @@ impl Store {
         }
     }
 
+    /// Downloads the object at `key` into a local file, streaming.
+    pub async fn get_to_file(&self, key: &ObjectPath, path: &Path) -> Result<u64, StoreError> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let op_err = |source| StoreError::Operation {
+            key: key.to_string(),
+            source,
+        };
+        let local_err = |source| StoreError::ReadLocal {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut stream = self.inner.get(key).await.map_err(op_err)?.into_stream();
+        let mut file = tokio::fs::File::create(path).await.map_err(local_err)?;
+        let mut total = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(op_err)?;
+            total += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(local_err)?;
+        }
+        file.flush().await.map_err(local_err)?;
+        Ok(total)
+    }
+
     /// Reads a whole object (small objects and tests).
     pub async fn get_bytes(&self, key: &ObjectPath) -> Result<bytes::Bytes, StoreError> {
         let op_err = |source| StoreError::Operation {

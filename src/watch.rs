@@ -19,7 +19,7 @@ use notify::Watcher as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::asset::{AssetSettings, IngestType, new_asset_id};
+use crate::asset::{AssetErrors, IngestType, new_asset_id};
 use crate::db::{NewAsset, NewSource, SourceIdentity, SourceOrigin};
 use crate::jobs::{Context, now_ms};
 use settle::{Observation, Settler, is_candidate_name};
@@ -97,6 +97,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
         known: HashMap::new(),
         root,
         excluded,
+        pending_disposal: false,
     };
     let mut last_scan: Option<Instant> = None;
     let mut ticker = tokio::time::interval(TICK);
@@ -121,6 +122,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
         })
         .await
         .expect("watch tick does not panic");
+        if std::mem::take(&mut state.pending_disposal) {
+            crate::jobs::dispose::dispose_pending(&ctx).await;
+        }
     }
     drop(watcher);
     info!("Stopped watching.");
@@ -134,6 +138,9 @@ struct WatchState {
     known: HashMap<PathBuf, SourceIdentity>,
     root: PathBuf,
     excluded: Vec<PathBuf>,
+    /// Set when a file was recorded as errored at once (unusable settings):
+    /// its source must go to the failed folder.
+    pending_disposal: bool,
 }
 
 impl WatchState {
@@ -217,7 +224,7 @@ impl WatchState {
 
     /// Records a settled file as a new asset, unless its identity is known.
     fn take(
-        &self,
+        &mut self,
         ctx: &Context,
         path: &Path,
         identity: SourceIdentity,
@@ -226,15 +233,13 @@ impl WatchState {
             debug!(path = %path.display(), "Already made into an asset; not taken again.");
             return Ok(());
         }
-        let settings = AssetSettings {
-            max_resolution_tier: ctx.config.default_max_resolution_tier,
-            video_quality: ctx.config.default_video_quality,
-            master_access: Default::default(),
-            normalize_audio: false,
-            passthrough: None,
-            meta: None,
-            test: false,
-        };
+        let relative = path.strip_prefix(&self.root).unwrap_or(path);
+        let (settings, sidecar, problem) =
+            crate::settings::with_sidecar(ctx.config.settings_for(relative), path);
+        let initial_error = problem.map(|p| AssetErrors {
+            kind: "invalid_parameters".into(),
+            messages: vec![format!("{p}.")],
+        });
         let asset = NewAsset {
             id: new_asset_id(),
             created_at: now_ms() / 1000,
@@ -245,6 +250,7 @@ impl WatchState {
             path: path.to_owned(),
             origin: SourceOrigin::Watch,
             identity,
+            sidecar,
         };
         ctx.db.create_asset(
             &asset,
@@ -252,8 +258,13 @@ impl WatchState {
             ctx.config.max_attempts,
             now_ms(),
             None,
+            initial_error.as_ref(),
         )?;
         info!(asset.id = %asset.id, path = %path.display(), bytes = identity.size, "New file taken.");
+        if let Some(errors) = initial_error {
+            warn!(asset.id = %asset.id, error = %errors.messages.join(" "), "Unusable settings; asset errored.");
+            self.pending_disposal = true;
+        }
         ctx.queue_signal.notify_one();
         Ok(())
     }

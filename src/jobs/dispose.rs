@@ -59,6 +59,9 @@ fn dispose_one(ctx: &Context, source: &PendingSource) -> std::io::Result<Disposi
         AssetStatus::Ready => match config.on_success {
             OnSuccess::Keep => Ok(Disposition::Kept),
             OnSuccess::Delete => {
+                if let Some(sidecar) = source.sidecar.as_ref().filter(|p| p.exists()) {
+                    std::fs::remove_file(sidecar)?;
+                }
                 std::fs::remove_file(&source.path)?;
                 info!(asset.id = %source.asset_id, path = %source.path.display(), "Source deleted.");
                 Ok(Disposition::Deleted)
@@ -68,12 +71,14 @@ fn dispose_one(ctx: &Context, source: &PendingSource) -> std::io::Result<Disposi
                     .done_dir
                     .as_ref()
                     .expect("validated: move needs done_dir");
+                move_sidecar(source, &config.watch_dir, done)?;
                 let to = move_below(&source.path, &config.watch_dir, done, &source.asset_id)?;
                 info!(asset.id = %source.asset_id, to = %to.display(), "Source moved to the done folder.");
                 Ok(Disposition::Moved)
             }
         },
         _ => {
+            move_sidecar(source, &config.watch_dir, &config.failed_dir)?;
             let to = move_below(
                 &source.path,
                 &config.watch_dir,
@@ -96,6 +101,15 @@ fn dispose_one(ctx: &Context, source: &PendingSource) -> std::io::Result<Disposi
             Ok(Disposition::Failed)
         }
     }
+}
+
+/// The sidecar is consumed with its media file: it moves first, so that a
+/// crash in between never leaves a sidecar behind to be applied to a new drop.
+fn move_sidecar(source: &PendingSource, from_root: &Path, to_root: &Path) -> std::io::Result<()> {
+    if let Some(sidecar) = source.sidecar.as_ref().filter(|p| p.exists()) {
+        move_below(sidecar, from_root, to_root, &source.asset_id)?;
+    }
+    Ok(())
 }
 
 /// Moves `path` to the same relative place below `to_root` as it had below

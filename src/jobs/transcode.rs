@@ -1,4 +1,6 @@
-//! The transcode job: probe → plan → pipeline → verify → store → record.
+//! The jobs that make outputs: `transcode` (source → master and every
+//! requested rendition, one decode) and `renditions` (stored master → renditions
+//! added later). Both run probe → plan → pipeline → verify → store → record.
 //!
 //! Each step is idempotent: the spool folder of an asset is cleared before a
 //! run, the store key is deterministic, and the database records the result in
@@ -13,12 +15,12 @@ use tracing::{info, warn};
 
 use super::{Context, Finished, ProgressFn, backoff, now_ms};
 use crate::asset::{
-    AssetErrors, AssetSettings, MediaSummary, ProgressState, ResolutionTier, Track, TrackKind,
-    aspect_ratio,
+    AssetErrors, MediaSummary, ProgressState, RenditionStatus, ResolutionTier, Track, TrackKind,
+    aspect_ratio, new_asset_id,
 };
-use crate::db::Job;
-use crate::pipeline::{self, OutputSpec, PipelineError, RunOptions};
-use crate::plan::{self, Plan};
+use crate::db::{Job, JobKind, RenditionRow};
+use crate::pipeline::{self, PipelineError, RunOptions};
+use crate::plan::{self, MASTER_NAME, OutputPlan, Plan, RenditionPlan, Scope};
 use crate::probe::{self, MediaInfo, ProbeError};
 use crate::store::{self, StoreError};
 
@@ -29,11 +31,20 @@ pub const PROCESSING_FAILED: &str = "processing_failed";
 /// Minimum gap between progress writes to the database, in ms.
 const PROGRESS_WRITE_INTERVAL_MS: i64 = 1_000;
 
+/// What a finished job stored.
+#[derive(Debug)]
+pub struct Stored {
+    /// The master's description (absent for a renditions job).
+    pub summary: Option<MediaSummary>,
+    /// Every rendition file the job decided on, with measurements when made.
+    pub files: Vec<RenditionRow>,
+}
+
 /// Why a job did not produce a ready asset.
 #[derive(Debug)]
 pub enum JobOutcome {
     /// Stored and verified.
-    Ready(MediaSummary),
+    Ready(Stored),
     /// The input is at fault: never retried.
     InvalidInput(String),
     /// The environment is at fault: retry with backoff.
@@ -58,8 +69,15 @@ pub async fn run(
                 .unwrap_or("the worker stopped while processing")
         ));
     }
-    match run_steps(ctx, job, cancel, progress).await {
-        Ok(summary) => JobOutcome::Ready(summary),
+    let spool = ctx.config.spool_dir.join(&job.asset_id);
+    let result = run_steps(ctx, job, &spool, cancel, progress).await;
+    if !matches!(result, Err(JobOutcome::Cancelled)) {
+        // Nothing in the spool outlives its job, success or failure; after a
+        // cancel the next attempt clears it anyway.
+        let _ = std::fs::remove_dir_all(&spool);
+    }
+    match result {
+        Ok(stored) => JobOutcome::Ready(stored),
         Err(outcome) => outcome,
     }
 }
@@ -67,12 +85,61 @@ pub async fn run(
 async fn run_steps(
     ctx: &Arc<Context>,
     job: &Job,
+    spool: &Path,
     cancel: &CancellationToken,
     progress: Option<ProgressFn>,
-) -> Result<MediaSummary, JobOutcome> {
-    let asset_id = job.asset_id.clone();
-    let (settings, source) = load_job_inputs(ctx, &asset_id).await?;
-    set_progress(ctx, &asset_id, ProgressState::Ingesting, 0.0).await;
+) -> Result<Stored, JobOutcome> {
+    let asset_id = job.asset_id.as_str();
+    let settings = blocking_db(ctx, {
+        let id = asset_id.to_owned();
+        move |db| db.asset_settings(&id)
+    })
+    .await?
+    .ok_or_else(|| JobOutcome::InvalidInput("The asset is missing from the database.".into()))?;
+    let _ = std::fs::remove_dir_all(spool);
+    std::fs::create_dir_all(spool).map_err(|e| {
+        JobOutcome::Transient(format!(
+            "Cannot create spool folder {}: {e}",
+            spool.display()
+        ))
+    })?;
+
+    let (source, pending) = match job.kind {
+        JobKind::Transcode => {
+            let source = blocking_db(ctx, {
+                let id = asset_id.to_owned();
+                move |db| db.source_path(&id)
+            })
+            .await?
+            .ok_or_else(|| JobOutcome::InvalidInput("The asset has no source recorded.".into()))?;
+            if !source.exists() {
+                return Err(JobOutcome::InvalidInput(format!(
+                    "The source file {} no longer exists.",
+                    source.display()
+                )));
+            }
+            set_progress(ctx, asset_id, ProgressState::Ingesting, 0.0).await;
+            (source, None)
+        }
+        JobKind::Renditions => {
+            // Renditions added later are made from the stored master.
+            let pending: Vec<String> = blocking_db(ctx, {
+                let id = asset_id.to_owned();
+                move |db| db.renditions(&id)
+            })
+            .await?
+            .into_iter()
+            .filter(|r| r.status == RenditionStatus::Preparing.as_str())
+            .map(|r| r.name)
+            .collect();
+            let local = spool.join("source-master.mp4");
+            ctx.store
+                .get_to_file(&store::master_key(asset_id), &local)
+                .await
+                .map_err(|e| JobOutcome::Transient(e.to_string()))?;
+            (local, Some(pending))
+        }
+    };
 
     let info = probe_blocking(source.clone()).await.map_err(|e| match e {
         e if e.is_transient() => JobOutcome::Transient(e.to_string()),
@@ -84,85 +151,104 @@ async fn run_steps(
         duration = info.duration.unwrap_or(-1.0),
         "Source probed."
     );
-    let plan = plan::plan_master(&info, &settings)
+    let scope = match &pending {
+        None => Scope::Everything,
+        Some(names) => Scope::RenditionsOnly(names),
+    };
+    let plan = plan::plan_asset(&info, &settings, scope)
         .map_err(|e| JobOutcome::InvalidInput(sentence(&e.to_string())))?;
-
-    let spool = ctx.config.spool_dir.join(&asset_id);
-    let _ = std::fs::remove_dir_all(&spool);
-    std::fs::create_dir_all(&spool).map_err(|e| {
-        JobOutcome::Transient(format!(
-            "Cannot create spool folder {}: {e}",
-            spool.display()
-        ))
-    })?;
-    let master_path = spool.join("master.mp4");
-
-    set_progress(ctx, &asset_id, ProgressState::Transcoding, 0.0).await;
-    let run = transcode_blocking(
-        ctx,
-        &asset_id,
-        &source,
-        &plan,
-        &master_path,
-        cancel,
-        progress,
-    )
-    .await;
-    if let Err(e) = run {
-        if !matches!(e, JobOutcome::Cancelled) {
-            let _ = std::fs::remove_dir_all(&spool);
-        }
-        return Err(e);
+    let mut files: Vec<RenditionRow> = plan.renditions.iter().map(planned_row).collect();
+    if !files.is_empty() {
+        let planned = files.clone();
+        blocking_db(ctx, {
+            let id = asset_id.to_owned();
+            move |db| db.record_planned_renditions(&id, &planned, now_ms())
+        })
+        .await?;
     }
 
-    let stored_info = verify_output(&master_path, &plan).await?;
-    set_progress(ctx, &asset_id, ProgressState::Ingesting, 100.0).await;
-    let key = store::master_key(&asset_id);
-    let bytes = ctx
-        .store
-        .put_file(&key, &master_path)
-        .await
-        .map_err(|e: StoreError| JobOutcome::Transient(e.to_string()))?;
-    info!(key = %key, bytes, store = ctx.store.description(), "Master stored.");
-    let _ = std::fs::remove_dir_all(&spool);
-    Ok(summarize(&stored_info, &plan))
+    if !plan.outputs.is_empty() {
+        set_progress(ctx, asset_id, ProgressState::Transcoding, 0.0).await;
+        transcode_blocking(ctx, asset_id, &source, &plan, spool, cancel, progress).await?;
+    }
+
+    let mut summary = None;
+    for output in &plan.outputs {
+        let path = spool.join(&output.name);
+        let stored = verify_output(&path, output, &plan).await?;
+        if output.name == MASTER_NAME {
+            summary = Some(summarize(&stored, &plan));
+        } else if let Some(row) = files.iter_mut().find(|f| f.name == output.name) {
+            measure(row, &stored, &path);
+        }
+    }
+    set_progress(ctx, asset_id, ProgressState::Ingesting, 100.0).await;
+    for output in &plan.outputs {
+        let key = store::asset_key(asset_id, &output.name);
+        let bytes = ctx
+            .store
+            .put_file(&key, &spool.join(&output.name))
+            .await
+            .map_err(|e: StoreError| JobOutcome::Transient(e.to_string()))?;
+        info!(key = %key, bytes, store = ctx.store.description(), "Output stored.");
+    }
+    Ok(Stored { summary, files })
 }
 
-async fn load_job_inputs(
-    ctx: &Arc<Context>,
-    asset_id: &str,
-) -> Result<(AssetSettings, PathBuf), JobOutcome> {
-    let db = ctx.db.clone();
-    let id = asset_id.to_owned();
-    let loaded = tokio::task::spawn_blocking(move || {
-        let asset = db.get_asset(&id)?;
-        let source = db.source_path(&id)?;
-        Ok::<_, crate::db::DbError>((asset, source))
-    })
-    .await
-    .expect("db task does not panic")
-    .map_err(|e| JobOutcome::Transient(e.to_string()))?;
-    let (Some(asset), Some(source)) = loaded else {
-        return Err(JobOutcome::InvalidInput(
-            "The asset or its source record is missing from the database.".into(),
-        ));
-    };
-    let settings = AssetSettings {
-        max_resolution_tier: asset.max_resolution_tier,
-        video_quality: asset.video_quality,
-        master_access: asset.master_access,
-        normalize_audio: asset.normalize_audio,
-        passthrough: asset.passthrough,
-        meta: asset.meta,
-        test: asset.test,
-    };
-    if !source.exists() {
-        return Err(JobOutcome::InvalidInput(format!(
-            "The source file {} no longer exists.",
-            source.display()
-        )));
+/// The row of a planned rendition file before it is made.
+fn planned_row(r: &RenditionPlan) -> RenditionRow {
+    RenditionRow {
+        id: new_asset_id(),
+        name: r.name.clone(),
+        ext: r.ext.to_owned(),
+        resolution: r.resolution.map(|x| x.as_str().to_owned()),
+        kind: r.kind.as_str().to_owned(),
+        passthrough: r.passthrough.clone(),
+        status: r.status.as_str().to_owned(),
+        resolution_tier: None,
+        width: None,
+        height: None,
+        bitrate: None,
+        filesize: None,
     }
-    Ok((settings, source))
+}
+
+/// Fills a rendition row with what its file really is.
+fn measure(row: &mut RenditionRow, stored: &MediaInfo, path: &Path) {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    row.status = RenditionStatus::Ready.as_str().to_owned();
+    row.filesize = Some(size);
+    row.bitrate = stored
+        .duration
+        .filter(|d| *d > 0.0)
+        .map(|d| (size as f64 * 8.0 / d).round() as u64);
+    match stored.video.first() {
+        Some(v) => {
+            row.width = Some(v.width);
+            row.height = Some(v.height);
+            row.resolution_tier = Some(tier_name(ResolutionTier::of_video(v.width, v.height)));
+        }
+        None => row.resolution_tier = Some(tier_name(ResolutionTier::AudioOnly)),
+    }
+}
+
+fn tier_name(tier: ResolutionTier) -> String {
+    serde_json::to_value(tier)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Runs a database call on a blocking thread; failures are transient.
+async fn blocking_db<T: Send + 'static>(
+    ctx: &Arc<Context>,
+    f: impl FnOnce(&crate::db::Db) -> Result<T, crate::db::DbError> + Send + 'static,
+) -> Result<T, JobOutcome> {
+    let db = ctx.db.clone();
+    tokio::task::spawn_blocking(move || f(&db))
+        .await
+        .expect("db task does not panic")
+        .map_err(|e| JobOutcome::Transient(e.to_string()))
 }
 
 async fn probe_blocking(path: PathBuf) -> Result<MediaInfo, ProbeError> {
@@ -176,7 +262,7 @@ async fn transcode_blocking(
     asset_id: &str,
     source: &Path,
     plan: &Plan,
-    master_path: &Path,
+    spool: &Path,
     cancel: &CancellationToken,
     progress: Option<ProgressFn>,
 ) -> Result<(), JobOutcome> {
@@ -184,7 +270,7 @@ async fn transcode_blocking(
     let asset_id = asset_id.to_owned();
     let source = source.to_owned();
     let plan = plan.clone();
-    let output = OutputSpec::master(&plan, master_path.to_owned());
+    let spool = spool.to_owned();
     let cancel = cancel.clone();
     let result = tokio::task::spawn_blocking(move || {
         let last_write = AtomicI64::new(0);
@@ -194,7 +280,7 @@ async fn transcode_blocking(
             cancel,
             duration: plan.expected_duration,
         };
-        pipeline::transcode(&source, &output, &options, |pct| {
+        pipeline::transcode(&source, &plan, &spool, &options, |pct| {
             if let Some(cb) = &progress {
                 cb(pct);
             }
@@ -222,19 +308,28 @@ async fn transcode_blocking(
 /// Probes a finished output and checks it before it may be stored: the planned
 /// streams are present and it is as long as the source (a decoder that gave up
 /// half-way through a damaged file produces a short output, not an error).
-async fn verify_output(path: &Path, plan: &Plan) -> Result<MediaInfo, JobOutcome> {
-    let info = probe_blocking(path.to_owned())
-        .await
-        .map_err(|e| JobOutcome::Transient(format!("The transcoded master does not probe: {e}")))?;
-    if plan.video.is_some() && info.video.is_empty() {
-        return Err(JobOutcome::Transient(
-            "The transcoded master has no video stream.".into(),
-        ));
+async fn verify_output(
+    path: &Path,
+    output: &OutputPlan,
+    plan: &Plan,
+) -> Result<MediaInfo, JobOutcome> {
+    let info = probe_blocking(path.to_owned()).await.map_err(|e| {
+        JobOutcome::Transient(format!(
+            "The transcoded {} does not probe: {e}",
+            output.name
+        ))
+    })?;
+    if output.video.is_some() && info.video.is_empty() {
+        return Err(JobOutcome::Transient(format!(
+            "The transcoded {} has no video stream.",
+            output.name
+        )));
     }
-    if plan.audio.is_some() && info.audio.is_empty() {
-        return Err(JobOutcome::Transient(
-            "The transcoded master has no audio stream.".into(),
-        ));
+    if output.audio.is_some() && info.audio.is_empty() {
+        return Err(JobOutcome::Transient(format!(
+            "The transcoded {} has no audio stream.",
+            output.name
+        )));
     }
     if let (Some(expected), Some(actual)) = (plan.expected_duration, info.duration) {
         let tolerance = (expected * 0.02).max(0.5);
@@ -253,7 +348,7 @@ fn summarize(stored: &MediaInfo, plan: &Plan) -> MediaSummary {
     let mut tracks = Vec::new();
     let (mut tier, mut fps, mut ratio) = (ResolutionTier::AudioOnly, None, None);
     if let Some(v) = stored.video.first() {
-        let rate = match (v.fps(), plan.video.as_ref()) {
+        let rate = match (v.fps(), plan.master_video()) {
             (Some(f), _) => f,
             (None, Some(target)) => target.stored_frame_rate,
             (None, None) => -1.0,
@@ -314,9 +409,15 @@ pub async fn record_outcome(ctx: &Arc<Context>, job: &Job, outcome: JobOutcome) 
     let asset_id = job.asset_id.clone();
     let job_id = job.id;
     let finished = match outcome {
-        JobOutcome::Ready(summary) => {
+        JobOutcome::Ready(stored) => {
             let r = tokio::task::spawn_blocking(move || {
-                db.finish_ready(job_id, &asset_id, &summary, now_ms())
+                db.finish_ready(
+                    job_id,
+                    &asset_id,
+                    stored.summary.as_ref(),
+                    &stored.files,
+                    now_ms(),
+                )
             })
             .await
             .expect("db task does not panic");
@@ -335,8 +436,13 @@ pub async fn record_outcome(ctx: &Arc<Context>, job: &Job, outcome: JobOutcome) 
                 kind: kind.into(),
                 messages: vec![message.clone()],
             };
-            let r = tokio::task::spawn_blocking(move || {
-                db.finish_errored(job_id, &asset_id, &errors, now_ms())
+            let kind = job.kind;
+            let r = tokio::task::spawn_blocking(move || match kind {
+                JobKind::Transcode => db.finish_errored(job_id, &asset_id, &errors, now_ms()),
+                // The asset stays ready: only the renditions of this job failed.
+                JobKind::Renditions => {
+                    db.finish_renditions_errored(job_id, &asset_id, &errors, now_ms())
+                }
             })
             .await
             .expect("db task does not panic");
