@@ -1,15 +1,18 @@
 //! Pipelines: a `Plan` turned into a GStreamer graph, run to EOS with progress,
 //! a watchdog and cancellation.
 //!
-//! The graph is one decode of the source feeding one branch per output stream:
+//! The graph is one decode of the source feeding every output of the plan:
 //!
 //! ```text
-//! filesrc ! decodebin ─ video ─ queue ! [deinterlace] ! videoconvert ! videoflip(auto)
-//!                   │           ! videoscale ! [videorate] ! capsfilter ! <h264 fragment> ! h264parse ─┐
-//!                   └ audio ─ queue ! audioconvert ! audioresample ! capsfilter ! <aac fragment>      ├ mp4mux ! filesink
-//!                                                                                    ! aacparse ─────┘
+//! filesrc ! decodebin ─ video ─ queue ! [deinterlace] ! videoconvert ! videoflip(auto) ! [videorate] ! tee
+//!                   │     tee ─ per distinct size: queue ! videoscale ! videoconvert ! caps ! <h264 fragment> ! h264parse ! tee
+//!                   │                                     tee ─ per output of that size: queue ! mp4mux(output)
+//!                   └ audio ─ queue ! audioconvert ! audioresample ! caps ! tee
+//!                         tee ─ per distinct bitrate: queue ! <aac fragment> ! aacparse ! tee ─ per output: queue ! mp4mux
 //! ```
 //!
+//! Outputs of the same size share one encode; each output file has its own
+//! `mp4mux ! filesink`.
 //! Extra source streams (second audio track, data) go to a `fakesink`. A
 //! pipeline is owned by a guard that sets it to `Null` on drop; only the bus's
 //! EOS counts as success. Everything here blocks: run it on a blocking thread.
@@ -271,6 +274,12 @@ pub fn transcode(
             .min()
             .unwrap_or(0);
         if position > last_position {
+            if last_position == 0 {
+                // Every dynamic pad is linked now: the graph is complete. A
+                // no-op unless GST_DEBUG_DUMP_DOT_DIR is set.
+                pipeline
+                    .debug_to_dot_file_with_ts(gst::DebugGraphDetails::all(), "reeld-transcode");
+            }
             last_position = position;
             last_progress_at = Instant::now();
             if let Some(total) = duration_ns {

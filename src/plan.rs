@@ -421,14 +421,13 @@ pub fn plan_asset(
                     },
                 )
             });
-            let audio = match source_audio {
-                None => None,
-                Some(_) => Some(*rendition_audio.get_or_insert_with(|| {
+            let audio = source_audio.map(|_| {
+                *rendition_audio.get_or_insert_with(|| {
                     plan.audio_encodes
                         .push(audio_target(RENDITION_AUDIO_BITRATE).expect("source has audio"));
                     plan.audio_encodes.len() - 1
-                })),
-            };
+                })
+            });
             plan.outputs.push(OutputPlan {
                 name: rendition.name.clone(),
                 video,
@@ -633,5 +632,260 @@ mod tests {
                 height: 0
             })
         );
+    }
+
+    fn with_renditions(tier: MaxResolutionTier, list: &[RenditionResolution]) -> AssetSettings {
+        let mut s = settings(tier);
+        s.static_renditions = list
+            .iter()
+            .map(|r| RenditionRequest {
+                resolution: *r,
+                passthrough: None,
+            })
+            .collect();
+        s
+    }
+
+    /// (name, status, size) of a planned rendition.
+    type Fate = (String, RenditionStatus, Option<(u32, u32)>);
+    /// Source (width, height, rotation), tier, and the expected fates.
+    type LadderCase = (
+        (u32, u32, u32),
+        MaxResolutionTier,
+        Vec<(&'static str, RenditionStatus, Option<(u32, u32)>)>,
+    );
+
+    fn fates(p: &Plan) -> Vec<Fate> {
+        p.renditions
+            .iter()
+            .map(|r| (r.name.clone(), r.status, r.size))
+            .collect()
+    }
+
+    #[test]
+    fn rendition_sizes_and_skips() {
+        use RenditionResolution::*;
+        use RenditionStatus::{Preparing as P, Skipped as S};
+        let all = [
+            Highest, AudioOnly, P2160, P1440, P1080, P720, P540, P480, P360, P270,
+        ];
+        let cases: [LadderCase; 4] = [
+            (
+                (1920, 1080, 0),
+                MaxResolutionTier::P1080,
+                vec![
+                    ("highest.mp4", P, Some((1920, 1080))),
+                    ("audio.m4a", P, None),
+                    ("2160p.mp4", S, None),
+                    ("1440p.mp4", S, None),
+                    ("1080p.mp4", P, Some((1920, 1080))),
+                    ("720p.mp4", P, Some((1280, 720))),
+                    ("540p.mp4", P, Some((960, 540))),
+                    ("480p.mp4", P, Some((854, 480))),
+                    ("360p.mp4", P, Some((640, 360))),
+                    ("270p.mp4", P, Some((480, 270))),
+                ],
+            ),
+            (
+                // 4K source under the 1080p tier: above the tier is skipped.
+                (3840, 2160, 0),
+                MaxResolutionTier::P1080,
+                vec![
+                    ("highest.mp4", P, Some((1920, 1080))),
+                    ("audio.m4a", P, None),
+                    ("2160p.mp4", S, None),
+                    ("1440p.mp4", S, None),
+                    ("1080p.mp4", P, Some((1920, 1080))),
+                    ("720p.mp4", P, Some((1280, 720))),
+                    ("540p.mp4", P, Some((960, 540))),
+                    ("480p.mp4", P, Some((854, 480))),
+                    ("360p.mp4", P, Some((640, 360))),
+                    ("270p.mp4", P, Some((480, 270))),
+                ],
+            ),
+            (
+                (3840, 2160, 0),
+                MaxResolutionTier::P2160,
+                vec![
+                    ("highest.mp4", P, Some((3840, 2160))),
+                    ("audio.m4a", P, None),
+                    ("2160p.mp4", P, Some((3840, 2160))),
+                    ("1440p.mp4", P, Some((2560, 1440))),
+                    ("1080p.mp4", P, Some((1920, 1080))),
+                    ("720p.mp4", P, Some((1280, 720))),
+                    ("540p.mp4", P, Some((960, 540))),
+                    ("480p.mp4", P, Some((854, 480))),
+                    ("360p.mp4", P, Some((640, 360))),
+                    ("270p.mp4", P, Some((480, 270))),
+                ],
+            ),
+            (
+                // Portrait phone video: the resolution is the short edge (the width).
+                (1920, 1080, 90),
+                MaxResolutionTier::P1080,
+                vec![
+                    ("highest.mp4", P, Some((1080, 1920))),
+                    ("audio.m4a", P, None),
+                    ("2160p.mp4", S, None),
+                    ("1440p.mp4", S, None),
+                    ("1080p.mp4", P, Some((1080, 1920))),
+                    ("720p.mp4", P, Some((720, 1280))),
+                    ("540p.mp4", P, Some((540, 960))),
+                    ("480p.mp4", P, Some((480, 854))),
+                    ("360p.mp4", P, Some((360, 640))),
+                    ("270p.mp4", P, Some((270, 480))),
+                ],
+            ),
+        ];
+        for ((w, h, rot), tier, expected) in cases {
+            let mut v = video(w, h);
+            v.rotation = rot;
+            let p = plan_asset(
+                &info(vec![v], vec![stereo()]),
+                &with_renditions(tier, &all),
+                Scope::Everything,
+            )
+            .unwrap();
+            let expected: Vec<_> = expected
+                .into_iter()
+                .map(|(n, s, z)| (n.to_owned(), s, z))
+                .collect();
+            assert_eq!(fates(&p), expected, "{w}x{h} rot {rot} {tier:?}");
+        }
+    }
+
+    #[test]
+    fn a_480p_source_skips_everything_above_it() {
+        use RenditionResolution::*;
+        let p = plan_asset(
+            &info(vec![video(854, 480)], vec![stereo()]),
+            &with_renditions(MaxResolutionTier::P1080, &[P720, P540, P480, P360]),
+            Scope::Everything,
+        )
+        .unwrap();
+        let statuses: Vec<_> = p.renditions.iter().map(|r| r.status).collect();
+        use RenditionStatus::*;
+        assert_eq!(statuses, vec![Skipped, Skipped, Preparing, Preparing]);
+    }
+
+    #[test]
+    fn streams_a_file_needs_must_exist() {
+        use RenditionResolution::*;
+        let s = with_renditions(MaxResolutionTier::P1080, &[Highest, AudioOnly, P720]);
+        let audio_only = plan_asset(&info(vec![], vec![stereo()]), &s, Scope::Everything).unwrap();
+        let st: Vec<_> = audio_only.renditions.iter().map(|r| r.status).collect();
+        use RenditionStatus::*;
+        assert_eq!(
+            st,
+            vec![Skipped, Preparing, Skipped],
+            "audio-only asset: only audio.m4a"
+        );
+        let silent =
+            plan_asset(&info(vec![video(1280, 720)], vec![]), &s, Scope::Everything).unwrap();
+        let st: Vec<_> = silent.renditions.iter().map(|r| r.status).collect();
+        assert_eq!(
+            st,
+            vec![Preparing, Skipped, Preparing],
+            "no audio: audio.m4a skipped"
+        );
+    }
+
+    #[test]
+    fn same_size_outputs_share_one_encode() {
+        use RenditionResolution::*;
+        let mut s = with_renditions(MaxResolutionTier::P1080, &[Highest, P1080, P720, AudioOnly]);
+        let p = plan_asset(
+            &info(vec![video(1920, 1080)], vec![stereo()]),
+            &s,
+            Scope::Everything,
+        )
+        .unwrap();
+        assert_eq!(
+            p.video_encodes.len(),
+            2,
+            "1080 (master, highest, 1080p) and 720"
+        );
+        assert_eq!(p.audio_encodes.len(), 2, "the master's and the renditions'");
+        assert_eq!(p.outputs.len(), 5);
+        let master = &p.outputs[0];
+        assert_eq!(master.name, MASTER_NAME);
+        assert!(p.outputs.iter().filter(|o| o.video == master.video).count() == 3);
+        // Only some renditions: no master output.
+        s.static_renditions.push(RenditionRequest {
+            resolution: P480,
+            passthrough: None,
+        });
+        let names = vec!["480p.mp4".to_owned()];
+        let p = plan_asset(
+            &info(vec![video(1920, 1080)], vec![stereo()]),
+            &s,
+            Scope::RenditionsOnly(&names),
+        )
+        .unwrap();
+        assert_eq!(p.outputs.len(), 1);
+        assert_eq!(p.outputs[0].name, "480p.mp4");
+        assert_eq!(p.video_encodes.len(), 1);
+        assert_eq!(
+            (p.video_encodes[0].width, p.video_encodes[0].height),
+            (854, 480)
+        );
+    }
+
+    #[test]
+    fn legacy_mp4_support() {
+        let names = fates;
+        let mut s = settings(MaxResolutionTier::P2160);
+        s.mp4_support = Some(Mp4Support::Standard);
+        let p = plan_asset(
+            &info(vec![video(3840, 2160)], vec![stereo()]),
+            &s,
+            Scope::Everything,
+        )
+        .unwrap();
+        use RenditionStatus::*;
+        assert_eq!(
+            names(&p),
+            vec![
+                ("high.mp4".into(), Preparing, Some((1920, 1080))),
+                ("medium.mp4".into(), Preparing, Some((1280, 720))),
+                ("low.mp4".into(), Preparing, Some((640, 360))),
+            ]
+        );
+        s.mp4_support = Some(Mp4Support::AudioOnlyCapped1080p);
+        let p = plan_asset(
+            &info(vec![video(3840, 2160)], vec![]),
+            &s,
+            Scope::Everything,
+        )
+        .unwrap();
+        assert_eq!(
+            names(&p),
+            vec![
+                ("audio.m4a".into(), Skipped, None),
+                ("capped-1080p.mp4".into(), Preparing, Some((1920, 1080)))
+            ]
+        );
+        s.mp4_support = Some(Mp4Support::AudioOnly);
+        let p = plan_asset(&info(vec![video(640, 360)], vec![]), &s, Scope::Everything).unwrap();
+        assert_eq!(
+            names(&p),
+            vec![("audio.m4a".into(), Errored, None)],
+            "Mux errors audio-only MP4 support without audio"
+        );
+        s.mp4_support = Some(Mp4Support::Capped1080p);
+        let p = plan_asset(&info(vec![], vec![stereo()]), &s, Scope::Everything).unwrap();
+        assert_eq!(
+            names(&p),
+            vec![("audio.m4a".into(), Preparing, None)],
+            "audio-only asset: audio.m4a instead"
+        );
+    }
+
+    #[test]
+    fn bitrate_caps_by_size() {
+        assert_eq!(max_bitrate_kbps(1080), 5_000);
+        assert_eq!(max_bitrate_kbps(720), 3_000);
+        assert_eq!(max_bitrate_kbps(480), 1_200);
+        assert_eq!(max_bitrate_kbps(2160), 20_000);
     }
 }
