@@ -119,6 +119,15 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let mut watcher = tokio::spawn(crate::watch::run(ctx.clone(), shutdown.child_token()));
     info!(workers = ctx.config.concurrency, "reeld is running.");
+    crate::systemd::notify("READY=1");
+    let watchdog = crate::systemd::watchdog_interval().map(|every| {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                crate::systemd::notify("WATCHDOG=1");
+            }
+        })
+    });
 
     let ended_early = tokio::select! {
         _ = wait_for_signal() => {
@@ -127,6 +136,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         }
         result = &mut watcher => Some(result),
     };
+    crate::systemd::notify("STOPPING=1");
     shutdown.cancel();
     let watcher_result = match ended_early {
         Some(result) => result,
@@ -139,6 +149,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     for w in workers {
         let _ = w.await;
+    }
+    if let Some(w) = watchdog {
+        w.abort();
     }
     info!("reeld stopped.");
     Ok(())

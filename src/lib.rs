@@ -15,4 +15,5 @@ pub mod plan;
 pub mod probe;
 pub mod settings;
 pub mod store;
+pub mod systemd;
 pub mod watch;
