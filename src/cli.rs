@@ -13,8 +13,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::asset::{
-    AssetErrors, AssetSettings, AssetStatus, Data, IngestType, RenditionRequest,
-    RenditionResolution, new_asset_id,
+    AssetSettings, AssetStatus, Data, IngestType, RenditionRequest, RenditionResolution,
 };
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, Job, JobKind, NewAsset, NewSource, SourceIdentity, SourceOrigin};
@@ -257,22 +256,14 @@ async fn ingest(config: Config, file: &Path, settings_json: Option<&str>) -> Exi
             return ExitCode::FAILURE;
         }
     };
-    let asset = NewAsset {
-        id: new_asset_id(),
-        created_at: now_ms() / 1000,
-        settings,
-        ingest_type: IngestType::OnDemandDirectUpload,
-    };
+    let asset = NewAsset::now(settings, IngestType::OnDemandDirectUpload);
     let source = NewSource {
         path: path.clone(),
         origin: SourceOrigin::Cli,
         identity,
         sidecar,
     };
-    let initial_error = problem.map(|p| AssetErrors {
-        kind: "invalid_parameters".into(),
-        messages: vec![format!("{p}.")],
-    });
+    let initial_error = problem.map(|p| p.asset_errors());
     let job_id = match ctx.db.create_asset(
         &asset,
         Some(&source),

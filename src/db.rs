@@ -199,6 +199,21 @@ pub struct NewAsset {
     pub ingest_type: IngestType,
 }
 
+impl NewAsset {
+    /// A new asset created now, with a fresh id.
+    pub fn now(settings: AssetSettings, ingest_type: IngestType) -> NewAsset {
+        NewAsset {
+            id: crate::asset::new_asset_id(),
+            created_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            settings,
+            ingest_type,
+        }
+    }
+}
+
 /// The source an asset is made from.
 #[derive(Debug, Clone)]
 pub struct NewSource {

@@ -476,13 +476,7 @@ fn build_video_encode(
             .field("chroma-site", "mpeg2")
             .build(),
     );
-    let fragment = fragments.video(target.quality);
-    let encoder = fragment
-        .instantiate()
-        .map_err(|e| PipelineError::Fragment {
-            origin: fragment.origin.clone(),
-            message: e.to_string(),
-        })?;
+    let encoder = instantiate(fragments.video(target.quality))?;
     set_on_encoder(&encoder, "key-int-max", target.keyframe_interval);
     set_on_encoder(&encoder, "bitrate", target.max_bitrate_kbps);
     set_on_encoder(&encoder, "vbv-buf-capacity", VBV_BUFFER_MS);
@@ -550,13 +544,7 @@ fn build_audio_encode(
     fragments: &Fragments,
 ) -> Result<(gst::Element, Arc<AtomicU64>), PipelineError> {
     let q = queue(0)?;
-    let fragment = fragments.audio();
-    let encoder = fragment
-        .instantiate()
-        .map_err(|e| PipelineError::Fragment {
-            origin: fragment.origin.clone(),
-            message: e.to_string(),
-        })?;
+    let encoder = instantiate(fragments.audio())?;
     set_on_encoder(&encoder, "bitrate", target.bitrate);
     let parse = make("aacparse")?;
     let tee = make("tee")?;
@@ -565,6 +553,14 @@ fn build_audio_encode(
     link_chain(&[raw_tee, &q])?;
     let position = track_position(&parse.static_pad("src").expect("aacparse has a src pad"));
     Ok((tee, position))
+}
+
+/// A fresh encoder bin of a `pipelines/` fragment.
+fn instantiate(fragment: &crate::pipelines::Fragment) -> Result<gst::Bin, PipelineError> {
+    fragment.instantiate().map_err(|e| PipelineError::Fragment {
+        origin: fragment.origin.clone(),
+        message: e.to_string(),
+    })
 }
 
 /// Encoded stream tee → queue → a new `template` pad of the muxer.

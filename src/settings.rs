@@ -37,6 +37,17 @@ pub struct SettingsError {
     pub problem: String,
 }
 
+impl SettingsError {
+    /// The asset's `errors` for settings that cannot be used: the type Mux
+    /// uses for a bad request, and this error as a sentence.
+    pub fn asset_errors(&self) -> crate::asset::AssetErrors {
+        crate::asset::AssetErrors {
+            kind: "invalid_parameters".into(),
+            messages: vec![format!("{self}.")],
+        }
+    }
+}
+
 fn field<T: DeserializeOwned>(origin: &str, name: &str, value: &Value) -> Result<T, SettingsError> {
     serde_json::from_value(value.clone()).map_err(|e| SettingsError {
         origin: origin.to_owned(),

@@ -19,7 +19,7 @@ use notify::Watcher as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::asset::{AssetErrors, IngestType, new_asset_id};
+use crate::asset::IngestType;
 use crate::db::{NewAsset, NewSource, SourceIdentity, SourceOrigin};
 use crate::jobs::{Context, now_ms};
 use settle::{Observation, Settler, is_candidate_name};
@@ -236,16 +236,8 @@ impl WatchState {
         let relative = path.strip_prefix(&self.root).unwrap_or(path);
         let (settings, sidecar, problem) =
             crate::settings::with_sidecar(ctx.config.settings_for(relative), path);
-        let initial_error = problem.map(|p| AssetErrors {
-            kind: "invalid_parameters".into(),
-            messages: vec![format!("{p}.")],
-        });
-        let asset = NewAsset {
-            id: new_asset_id(),
-            created_at: now_ms() / 1000,
-            settings,
-            ingest_type: IngestType::OnDemandDirectUpload,
-        };
+        let initial_error = problem.map(|p| p.asset_errors());
+        let asset = NewAsset::now(settings, IngestType::OnDemandDirectUpload);
         let source = NewSource {
             path: path.to_owned(),
             origin: SourceOrigin::Watch,
