@@ -390,10 +390,7 @@ impl Db {
                  WHERE id = ?1",
                 params![asset.id, serde_json::to_string(errors).expect("errors serialize")],
             )?;
-            tx.execute(
-                "UPDATE jobs SET state = 'failed', worker_id = NULL, finished_at = ?2, last_error = ?3 WHERE id = ?1",
-                params![job_id, now_ms, errors.messages.join(" ")],
-            )?;
+            fail_job(&tx, job_id, &asset.id, errors, now_ms)?;
         }
         tx.commit()?;
         Ok(job_id)
@@ -601,15 +598,7 @@ impl Db {
                 now_ms
             ],
         )?;
-        tx.execute(
-            "UPDATE jobs SET state = 'failed', worker_id = NULL, finished_at = ?2,
-                 last_error = ?3 WHERE id = ?1",
-            params![job_id, now_ms, errors.messages.join(" ")],
-        )?;
-        tx.execute(
-            "UPDATE renditions SET status = 'errored' WHERE asset_id = ?1 AND status = 'preparing'",
-            params![asset_id],
-        )?;
+        fail_job(&tx, job_id, asset_id, errors, now_ms)?;
         tx.commit()?;
         Ok(())
     }
@@ -624,14 +613,7 @@ impl Db {
     ) -> Result<(), DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE jobs SET state = 'failed', worker_id = NULL, finished_at = ?2, last_error = ?3 WHERE id = ?1",
-            params![job_id, now_ms, errors.messages.join(" ")],
-        )?;
-        tx.execute(
-            "UPDATE renditions SET status = 'errored' WHERE asset_id = ?1 AND status = 'preparing'",
-            params![asset_id],
-        )?;
+        fail_job(&tx, job_id, asset_id, errors, now_ms)?;
         tx.commit()?;
         Ok(())
     }
@@ -949,6 +931,25 @@ impl RenditionRow {
             passthrough: self.passthrough,
         })
     }
+}
+
+/// Ends a job as failed and errors the rendition files it was making.
+fn fail_job(
+    tx: &rusqlite::Transaction<'_>,
+    job_id: i64,
+    asset_id: &str,
+    errors: &AssetErrors,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE jobs SET state = 'failed', worker_id = NULL, finished_at = ?2, last_error = ?3 WHERE id = ?1",
+        params![job_id, now_ms, errors.messages.join(" ")],
+    )?;
+    tx.execute(
+        "UPDATE renditions SET status = 'errored' WHERE asset_id = ?1 AND status = 'preparing'",
+        params![asset_id],
+    )?;
+    Ok(())
 }
 
 fn enum_of<T: serde::de::DeserializeOwned>(v: &str) -> Result<T, serde_json::Error> {
