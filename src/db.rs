@@ -125,10 +125,17 @@ pub struct SourceIdentity {
 }
 
 impl SourceIdentity {
-    /// Reads the identity of the file at `path`.
+    /// Reads the identity of the file at `path` (one `stat`); anything but a
+    /// regular file is an `InvalidInput` error.
     pub fn of(path: &Path) -> std::io::Result<SourceIdentity> {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(path)?;
+        if !m.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
         Ok(SourceIdentity {
             device: m.dev(),
             inode: m.ino(),
@@ -637,14 +644,7 @@ impl Db {
 
     /// The rendition files of an asset, in the order they were requested.
     pub fn renditions(&self, asset_id: &str) -> Result<Vec<RenditionRow>, DbError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, name, ext, resolution, kind, passthrough, status, resolution_tier,
-                    width, height, bitrate, filesize
-             FROM renditions WHERE asset_id = ?1 ORDER BY created_at, rowid",
-        )?;
-        let rows = stmt.query_map(params![asset_id], RenditionRow::read)?;
-        rows.collect::<Result<_, _>>().map_err(DbError::from)
+        renditions_of(&self.conn(), asset_id)
     }
 
     /// Asks for one more rendition file of a ready asset and queues the job
@@ -663,9 +663,9 @@ impl Db {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existing = tx
             .query_row(
-                "SELECT id, name, ext, resolution, kind, passthrough, status, resolution_tier,
-                        width, height, bitrate, filesize
-                 FROM renditions WHERE asset_id = ?1 AND name = ?2",
+                &format!(
+                    "SELECT {RENDITION_COLUMNS} FROM renditions WHERE asset_id = ?1 AND name = ?2"
+                ),
                 params![asset_id, file.name],
                 RenditionRow::read,
             )
@@ -855,6 +855,9 @@ fn parse_status(s: &str) -> Result<AssetStatus, DbError> {
     })
 }
 
+/// The columns `RenditionRow::read` expects, in its order.
+const RENDITION_COLUMNS: &str = "id, name, ext, resolution, kind, passthrough, status, resolution_tier, width, height, bitrate, filesize";
+
 /// One rendition file as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenditionRow {
@@ -991,11 +994,9 @@ fn upsert_rendition(
 }
 
 fn renditions_of(conn: &Connection, asset_id: &str) -> Result<Vec<RenditionRow>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, name, ext, resolution, kind, passthrough, status, resolution_tier,
-                width, height, bitrate, filesize
-         FROM renditions WHERE asset_id = ?1 ORDER BY created_at, rowid",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RENDITION_COLUMNS} FROM renditions WHERE asset_id = ?1 ORDER BY created_at, rowid"
+    ))?;
     let rows = stmt.query_map(params![asset_id], RenditionRow::read)?;
     rows.collect::<Result<_, _>>().map_err(DbError::from)
 }

@@ -150,7 +150,7 @@ impl WatchState {
         to_check.extend(dirty.into_iter().filter(|p| self.is_candidate(p)));
         for path in to_check {
             match SourceIdentity::of(&path) {
-                Ok(id) if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) => {
+                Ok(id) => {
                     if self.known.get(&path) == Some(&id) {
                         self.settler.forget(&path);
                         continue;

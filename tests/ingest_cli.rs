@@ -8,14 +8,7 @@ use common::*;
 use serde_json::Value;
 
 fn ingest(env: &TestEnv, file: &std::path::Path) -> (bool, Value, String) {
-    let out = env.reeld(&["ingest", file.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let asset: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-    (
-        out.status.success(),
-        asset["data"].clone(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    env.ingest(file, None)
 }
 
 #[test]

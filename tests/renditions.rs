@@ -11,18 +11,7 @@ use common::*;
 use serde_json::Value;
 
 fn ingest(env: &TestEnv, file: &Path, settings: Option<&str>) -> (bool, Value, String) {
-    let mut args = vec!["ingest", file.to_str().unwrap()];
-    if let Some(s) = settings {
-        args.extend(["--settings", s]);
-    }
-    let out = env.reeld(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let asset: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-    (
-        out.status.success(),
-        asset["data"].clone(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    env.ingest(file, settings)
 }
 
 fn file<'a>(asset: &'a Value, name: &str) -> &'a Value {

@@ -237,6 +237,23 @@ impl TestEnv {
             .expect("reeld runs")
     }
 
+    /// `reeld ingest FILE [--settings JSON]`: (exit success, the printed
+    /// asset or null, stderr).
+    pub fn ingest(&self, file: &Path, settings: Option<&str>) -> (bool, Value, String) {
+        let mut args = vec!["ingest", file.to_str().expect("UTF-8 test path")];
+        if let Some(s) = settings {
+            args.extend(["--settings", s]);
+        }
+        let out = self.reeld(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let asset: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+        (
+            out.status.success(),
+            asset["data"].clone(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// `reeld assets list` parsed.
     pub fn assets(&self) -> Vec<Value> {
         let out = self.reeld(&["assets", "list"]);
