@@ -631,6 +631,9 @@ pub struct MediaSummary {
     pub aspect_ratio: Option<String>,
     /// The stored tracks.
     pub tracks: Vec<Track>,
+    /// Mux's `non_standard_input_reasons` of the source; absent when standard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub non_standard_input_reasons: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Mux's asset object as reeld serves it.
@@ -682,6 +685,9 @@ pub struct Asset {
     pub static_renditions: Option<StaticRenditions>,
     /// Loudness normalisation.
     pub normalize_audio: bool,
+    /// What makes the source non-standard (Mux's keys); absent when standard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub non_standard_input_reasons: Option<std::collections::BTreeMap<String, String>>,
     /// How it was ingested.
     pub ingest_type: IngestType,
     /// A test asset.

@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::asset::{
-    AssetSettings, AssetStatus, Data, IngestType, RenditionRequest, RenditionResolution,
+    AssetSettings, AssetStatus, Data, IngestType, MaxResolutionTier, RenditionRequest,
+    RenditionResolution,
 };
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, Job, JobKind, NewAsset, NewSource, SourceIdentity, SourceOrigin};
@@ -65,6 +66,9 @@ pub enum Command {
     Probe {
         /// The media file.
         file: PathBuf,
+        /// The tier whose standard-input rules are applied.
+        #[arg(long, default_value = "1080p")]
+        max_resolution_tier: String,
     },
 }
 
@@ -127,8 +131,20 @@ fn init_logging(level: &str) {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
-    if let Command::Probe { file } = &cli.command {
-        return probe(file);
+    if let Command::Probe {
+        file,
+        max_resolution_tier,
+    } = &cli.command
+    {
+        let Ok(tier) =
+            serde_json::from_value::<MaxResolutionTier>(max_resolution_tier.as_str().into())
+        else {
+            eprintln!(
+                "reeld: unknown max_resolution_tier {max_resolution_tier:?}; expected 1080p, 1440p or 2160p"
+            );
+            return ExitCode::from(2);
+        };
+        return probe(file, tier);
     }
     let config = match load_config(cli.config.as_deref()) {
         Ok(c) => c,
@@ -169,12 +185,21 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn probe(file: &Path) -> ExitCode {
+fn probe(file: &Path, tier: MaxResolutionTier) -> ExitCode {
     match crate::probe::probe_file(file) {
         Ok(info) => {
+            let inspection = crate::inspect::inspect(file);
+            let reasons = crate::standard::reasons(&info, inspection.as_ref().ok(), tier);
+            let mut report = serde_json::to_value(&info).expect("info serializes");
+            report["measured"] = match &inspection {
+                Ok(i) => serde_json::to_value(&i.video).expect("measurements serialize"),
+                Err(e) => serde_json::Value::String(e.to_string()),
+            };
+            report["non_standard_input_reasons"] =
+                serde_json::to_value(&reasons).expect("reasons serialize");
             println!(
                 "{}",
-                serde_json::to_string_pretty(&info).expect("info serializes")
+                serde_json::to_string_pretty(&report).expect("report serializes")
             );
             ExitCode::SUCCESS
         }
@@ -293,7 +318,20 @@ async fn ingest(config: Config, file: &Path, settings_json: Option<&str>) -> Exi
         &asset.id,
         ctx.config.max_attempts,
     );
-    let finished = run_with_progress(&ctx, job, label).await;
+    let mut finished = run_with_progress(&ctx, job, label.clone()).await;
+    // A remuxed master leaves the renditions that need a decode to a
+    // follow-up job; the command waits for those too.
+    if matches!(finished, Finished::Ready)
+        && let Ok(Some(id)) = ctx.db.queued_job(&asset.id, JobKind::Renditions)
+        && let Ok(Some(job)) = ctx.db.claim_job(
+            &ctx.worker_id,
+            crate::jobs::LEASE_POLICY,
+            now_ms(),
+            Some(id),
+        )
+    {
+        finished = run_with_progress(&ctx, job, format!("{label} (renditions)")).await;
+    }
     report(&ctx, &asset.id, &path.display().to_string(), finished)
 }
 

@@ -118,6 +118,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         )));
     }
     let mut watcher = tokio::spawn(crate::watch::run(ctx.clone(), shutdown.child_token()));
+    let expiry = tokio::spawn(jobs::expire::run(ctx.clone(), shutdown.child_token()));
     info!(workers = ctx.config.concurrency, "reeld is running.");
     crate::systemd::notify("READY=1");
     let watchdog = crate::systemd::watchdog_interval().map(|every| {
@@ -150,6 +151,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     for w in workers {
         let _ = w.await;
     }
+    let _ = expiry.await;
     if let Some(w) = watchdog {
         w.abort();
     }

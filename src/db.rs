@@ -478,6 +478,19 @@ impl Db {
         Ok(row)
     }
 
+    /// The queued job of `kind` for an asset, if there is one.
+    pub fn queued_job(&self, asset_id: &str, kind: JobKind) -> Result<Option<i64>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id FROM jobs WHERE asset_id = ?1 AND kind = ?2 AND state = 'queued'
+                 ORDER BY id LIMIT 1",
+                params![asset_id, kind.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Renews a lease. Returns false if the lease was lost to another worker.
     pub fn heartbeat(&self, job_id: i64, worker_id: &str, now_ms: i64) -> Result<bool, DbError> {
         let n = self.conn().execute(
@@ -580,6 +593,17 @@ impl Db {
         tx.execute(
             "UPDATE jobs SET state = 'done', worker_id = NULL, finished_at = ?2 WHERE id = ?1",
             params![job_id, now_ms],
+        )?;
+        // Files left `preparing` (a remuxed master's renditions, which need a
+        // decode) get the job that makes them, in the same transaction, so
+        // none is ever left pending with no job.
+        tx.execute(
+            "INSERT INTO jobs (asset_id, kind, state, attempts, max_attempts, created_at)
+             SELECT ?1, ?3, 'queued', 0, max_attempts, ?4 FROM jobs WHERE id = ?2
+               AND EXISTS (SELECT 1 FROM renditions WHERE asset_id = ?1 AND status = 'preparing')
+               AND NOT EXISTS (SELECT 1 FROM jobs WHERE asset_id = ?1 AND kind = ?3
+                               AND state IN ('queued', 'running'))",
+            params![asset_id, job_id, JobKind::Renditions.as_str(), now_ms],
         )?;
         tx.commit()?;
         Ok(())
@@ -797,6 +821,32 @@ impl Db {
                 row.into_asset(files)
             })
             .collect()
+    }
+
+    /// Test assets created before `before_s` (Unix seconds) with no job
+    /// running: due for deletion.
+    pub fn expired_test_assets(&self, before_s: i64) -> Result<Vec<String>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id FROM assets
+             WHERE created_at < ?1 AND json_extract(settings, '$.test') = 1
+               AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.asset_id = assets.id
+                               AND jobs.state = 'running')
+             ORDER BY created_at",
+        )?;
+        let ids = stmt
+            .query_map(params![before_s], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    /// Deletes an asset with its jobs, source record and rendition rows.
+    /// Its stored files must be deleted first.
+    pub fn delete_asset(&self, asset_id: &str) -> Result<bool, DbError> {
+        let deleted = self
+            .conn()
+            .execute("DELETE FROM assets WHERE id = ?1", params![asset_id])?;
+        Ok(deleted > 0)
     }
 
     /// The state of an asset's newest job (`queued`, `running`, `done`, `failed`).
@@ -1121,6 +1171,7 @@ impl AssetRow {
             master: None,
             static_renditions,
             normalize_audio: settings.normalize_audio,
+            non_standard_input_reasons: summary.non_standard_input_reasons,
             ingest_type,
             test: settings.test,
             progress: Progress {

@@ -8,6 +8,7 @@
 //! its heartbeat is older than `LEASE_STALE_AFTER`.
 
 pub mod dispose;
+pub mod expire;
 pub mod renditions;
 pub mod transcode;
 

@@ -13,7 +13,10 @@
 //! ```
 //!
 //! Outputs of the same size share one encode; each output file has its own
-//! `mp4mux ! filesink`.
+//! `mp4mux ! filesink`. When the plan copies the source's streams (the remux
+//! fast path, `plan::copy_streams`), `parsebin` takes `decodebin`'s place and
+//! each copied stream goes `queue ! capsfilter ! tee` to its muxers, with no
+//! decoder at all.
 //! Extra source streams (second audio track, data) go to a `fakesink`. A
 //! pipeline is owned by a guard that sets it to `Null` on drop; only the bus's
 //! EOS counts as success. Everything here blocks: run it on a blocking thread.
@@ -32,7 +35,7 @@ use crate::plan::{AudioTarget, Plan, Scaler, VideoTarget};
 /// How often the bus is polled for progress, cancellation and stalls.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Raw frames a video branch may buffer before it holds the decoder back.
-const VIDEO_QUEUE_FRAMES: u32 = 30;
+const VIDEO_QUEUE_FRAMES: u32 = 8;
 /// VBV buffer of capped encodes, in ms of the maximum rate (2 s, as ffmpeg's
 /// `-bufsize 2×maxrate`).
 const VBV_BUFFER_MS: u32 = 2000;
@@ -176,9 +179,11 @@ pub fn transcode(
 
     let filesrc = make("filesrc")?;
     filesrc.set_property("location", source.to_string_lossy().as_ref());
-    let decodebin = make("decodebin")?;
-    add(&[&filesrc, &decodebin])?;
-    link_chain(&[&filesrc, &decodebin])?;
+    // A remux parses the source's streams; everything else decodes them.
+    let remux = plan.copies();
+    let demux = make(if remux { "parsebin" } else { "decodebin" })?;
+    add(&[&filesrc, &demux])?;
+    link_chain(&[&filesrc, &demux])?;
 
     // One muxer per output file.
     let mut muxers = Vec::new();
@@ -203,7 +208,46 @@ pub fn transcode(
     let mut positions = Vec::new();
     let uses_video = plan.outputs.iter().any(|o| o.video.is_some());
     let uses_audio = plan.outputs.iter().any(|o| o.audio.is_some());
-    if uses_video {
+    if remux {
+        for (index, _) in plan
+            .video_encodes
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.copy)
+        {
+            let caps = gst::Caps::builder("video/x-h264")
+                .field("stream-format", "avc")
+                .field("alignment", "au")
+                .build();
+            let (entry, tee, position) = build_copy(&pipeline, "video", caps)?;
+            entries.push(entry);
+            positions.push(position);
+            for (output, mux) in plan.outputs.iter().zip(&muxers) {
+                if output.video == Some(index) {
+                    feed_muxer(&pipeline, &tee, mux, "video_%u")?;
+                }
+            }
+        }
+        for (index, _) in plan
+            .audio_encodes
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.copy)
+        {
+            let caps = gst::Caps::builder("audio/mpeg")
+                .field("mpegversion", 4i32)
+                .field("stream-format", "raw")
+                .build();
+            let (entry, tee, position) = build_copy(&pipeline, "audio", caps)?;
+            entries.push(entry);
+            positions.push(position);
+            for (output, mux) in plan.outputs.iter().zip(&muxers) {
+                if output.audio == Some(index) {
+                    feed_muxer(&pipeline, &tee, mux, "audio_%u")?;
+                }
+            }
+        }
+    } else if uses_video {
         let (entry, raw_tee) = build_video_front(&pipeline, &plan.video_encodes[0])?;
         entries.push(entry);
         // Parents come before children: build in order of size, largest first.
@@ -235,7 +279,7 @@ pub fn transcode(
             }
         }
     }
-    if uses_audio {
+    if uses_audio && !remux {
         let (entry, raw_tee) = build_audio_front(&pipeline, &plan.audio_encodes[0])?;
         entries.push(entry);
         for (index, target) in plan.audio_encodes.iter().enumerate() {
@@ -249,9 +293,15 @@ pub fn transcode(
             }
         }
     }
+    if let Some(limit) = plan.duration_limit {
+        let limit = gst::ClockTime::from_nseconds((limit * 1e9) as u64);
+        for entry in &entries {
+            limit_stream(&entry.sink, limit);
+        }
+    }
     let entries = Arc::new(Mutex::new(entries));
     let missing_stream: Arc<Mutex<Option<&'static str>>> = Arc::new(Mutex::new(None));
-    connect_decoder(&pipeline, &decodebin, &entries, &missing_stream);
+    connect_decoder(&pipeline, &demux, &entries, &missing_stream);
 
     pipeline.set_state(gst::State::Playing).map_err(|_| {
         first_bus_error(&pipeline).unwrap_or(PipelineError::Build {
@@ -400,6 +450,73 @@ fn queue(max_buffers: u32) -> Result<gst::Element, PipelineError> {
     Ok(q)
 }
 
+/// The visible mark on every picture of a test asset (before scaling, so
+/// that every rendition shows it).
+fn watermark() -> Result<gst::Element, PipelineError> {
+    let overlay = make("textoverlay")?;
+    overlay.set_property("text", "reeld test asset");
+    overlay.set_property_from_str("valignment", "center");
+    overlay.set_property_from_str("halignment", "center");
+    overlay.set_property("font-desc", "Sans Bold 48");
+    overlay.set_property("shaded-background", true);
+    Ok(overlay)
+}
+
+/// Ends a decoded stream at `limit` (test assets): the first buffer at or
+/// past it is replaced by EOS, and later ones meet the ended queue, whose
+/// `EOS` flow return stops the decoder and demuxer upstream.
+fn limit_stream(entry: &gst::Pad, limit: gst::ClockTime) {
+    let ended = std::sync::atomic::AtomicBool::new(false);
+    entry.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        // Running time: a source whose timestamps start late (MPEG-TS)
+        // still keeps its first `limit` of pictures.
+        let running = buffer.pts().map(|pts| {
+            pad.sticky_event::<gst::event::Segment>(0)
+                .and_then(|event| {
+                    event
+                        .segment()
+                        .downcast_ref::<gst::ClockTime>()
+                        .and_then(|segment| segment.to_running_time(pts))
+                })
+                .unwrap_or(pts)
+        });
+        if running.is_some_and(|t| t >= limit) && !ended.swap(true, Ordering::SeqCst) {
+            pad.send_event(gst::event::Eos::new());
+            return gst::PadProbeReturn::Drop;
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// A stream copied as it is (the remux fast path): parsed packets → caps the
+/// muxer takes (the parser converts to them) → a tee for every output.
+fn build_copy(
+    pipeline: &gst::Pipeline,
+    kind: &'static str,
+    caps: gst::Caps,
+) -> Result<(Entry, gst::Element, Arc<AtomicU64>), PipelineError> {
+    // Packets are small and the muxer is fast: unbounded, so that a file
+    // whose streams are badly interleaved cannot block the demuxer.
+    let entry = queue(0)?;
+    let filter = make("capsfilter")?;
+    filter.set_property("caps", caps);
+    let tee = make("tee")?;
+    add_and_link(pipeline, &[entry.clone(), filter.clone(), tee.clone()])?;
+    let position = track_position(&filter.static_pad("src").expect("capsfilter has a src pad"));
+    Ok((
+        Entry {
+            kind,
+            sink: entry.static_pad("sink").expect("queue has a sink pad"),
+            linked: false,
+        },
+        tee,
+        position,
+    ))
+}
+
 /// Decoded video → upright, deinterlaced, frame-rate capped → a tee that
 /// feeds every video encode.
 fn build_video_front(
@@ -421,11 +538,24 @@ fn build_video_front(
         strip_orientation_tags(&flip);
         chain.push(flip);
     }
-    if let Some(max) = target.max_frame_rate {
+    if let Some((numer, denom)) = target.steady_frame_rate {
+        chain.push(make("videorate")?);
+        let caps = make("capsfilter")?;
+        caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("framerate", gst::Fraction::new(numer as i32, denom as i32))
+                .build(),
+        );
+        chain.push(caps);
+    } else if let Some(max) = target.max_frame_rate {
         let rate = make("videorate")?;
         rate.set_property("max-rate", max as i32);
         rate.set_property("drop-only", true);
         chain.push(rate);
+    }
+    if target.watermark {
+        chain.push(watermark()?);
     }
     let tee = make("tee")?;
     chain.push(tee.clone());
@@ -518,13 +648,8 @@ fn build_audio_front(
             .build(),
     );
     let tee = make("tee")?;
-    let chain = vec![
-        entry.clone(),
-        make("audioconvert")?,
-        make("audioresample")?,
-        caps,
-        tee.clone(),
-    ];
+    let mut chain = vec![entry.clone(), make("audioconvert")?, make("audioresample")?];
+    chain.extend([caps, tee.clone()]);
     add_and_link(pipeline, &chain)?;
     Ok((
         Entry {

@@ -29,10 +29,15 @@ pub struct VideoTarget {
     pub height: u32,
     /// Cap on the output frame rate (frames per second), if the source exceeds it.
     pub max_frame_rate: Option<u32>,
+    /// A constant rate (numerator, denominator) for a variable-rate source:
+    /// frames are repeated or dropped to keep it. See [`steady_frame_rate`].
+    pub steady_frame_rate: Option<(u32, u32)>,
     /// Whether the source must be deinterlaced.
     pub deinterlace: bool,
     /// Whether the source carries a rotation or mirror to apply to the pixels.
     pub reorient: bool,
+    /// Whether a visible "test asset" watermark is drawn (test assets).
+    pub watermark: bool,
     /// Key frame interval in frames.
     pub keyframe_interval: u32,
     /// Encoder quality level (selects the `pipelines/` fragment).
@@ -46,6 +51,9 @@ pub struct VideoTarget {
     pub scale_from: Option<usize>,
     /// The resampling kernel for that step.
     pub scaler: Scaler,
+    /// The source's compressed video is copied (remuxed), not decoded and
+    /// encoded: see [`copy_streams`].
+    pub copy: bool,
 }
 
 /// A resampling kernel.
@@ -71,6 +79,8 @@ pub struct AudioTarget {
     pub sample_rate: u32,
     /// AAC bitrate in bits per second.
     pub bitrate: u32,
+    /// The source's AAC is copied, not re-encoded: see [`copy_streams`].
+    pub copy: bool,
 }
 
 /// One file the pipeline writes: which encodes are muxed into it.
@@ -118,8 +128,10 @@ pub struct Plan {
     pub renditions: Vec<RenditionPlan>,
     /// The tier the master lands in.
     pub resolution_tier: ResolutionTier,
-    /// The source's duration in seconds, if known: outputs are checked against it.
+    /// The outputs' duration in seconds, if known: outputs are checked against it.
     pub expected_duration: Option<f64>,
+    /// Test assets stop after this many seconds of the source.
+    pub duration_limit: Option<f64>,
     /// Channels of the source's primary audio (reported even when downmixed).
     pub source_audio_channels: Option<u32>,
 }
@@ -134,6 +146,9 @@ impl Plan {
             .map(|i| &self.video_encodes[i])
     }
 }
+
+/// Test assets (`"test": true`) keep this many seconds of the source, as Mux's do.
+pub const TEST_ASSET_SECONDS: f64 = 10.0;
 
 /// File name of the master in the spool and the store.
 pub const MASTER_NAME: &str = "master.mp4";
@@ -301,8 +316,10 @@ pub fn plan_asset(
                 width,
                 height,
                 max_frame_rate,
+                steady_frame_rate: None,
                 deinterlace: v.interlaced,
                 reorient: v.rotation != 0 || v.flipped,
+                watermark: settings.test,
                 keyframe_interval: ((gop_fps * GOP_SECONDS).round() as u32).max(1),
                 quality: settings.video_quality,
                 stored_frame_rate: stored,
@@ -315,6 +332,7 @@ pub fn plan_asset(
                 } else {
                     Scaler::Linear
                 },
+                copy: false,
             })
         }
     };
@@ -329,6 +347,7 @@ pub fn plan_asset(
             channels: a.channels.clamp(1, 2),
             sample_rate: AUDIO_SAMPLE_RATE,
             bitrate,
+            copy: false,
         })
     };
 
@@ -338,7 +357,11 @@ pub fn plan_asset(
         outputs: Vec::new(),
         renditions: Vec::new(),
         resolution_tier,
-        expected_duration: info.duration,
+        expected_duration: match (info.duration, settings.test) {
+            (Some(d), true) => Some(d.min(TEST_ASSET_SECONDS)),
+            (d, _) => d,
+        },
+        duration_limit: settings.test.then_some(TEST_ASSET_SECONDS),
         source_audio_channels: source_audio.map(|a| a.channels),
     };
     let video_index = |plan: &mut Plan, target: VideoTarget| -> usize {
@@ -468,6 +491,119 @@ pub fn plan_asset(
     }
     chain_scalers(&mut plan, source_video.map(|v| (v.width, v.height)));
     Ok(plan)
+}
+
+/// The fast path: marks the master's encodes as stream copies where the
+/// source is a standard input (`standard` is true when it has no
+/// `non_standard_input_reasons`) whose H.264 video already is what the master
+/// would be (same size, upright, progressive, at most 60 fps) and whose audio
+/// is AAC in at most two channels. Outputs of the master's size share the
+/// copy; smaller renditions are still encoded from one decode. Test assets
+/// (watermarked) and loudness-normalised audio are never copied.
+pub fn copy_streams(plan: &mut Plan, info: &MediaInfo, settings: &AssetSettings, standard: bool) {
+    // Only MP4/MOV/M4A sources: their index gives every packet exact decode
+    // and presentation times. Matroska keeps no decode times, and a copy of
+    // its B-frame video would come out with wrong frame durations.
+    let timestamped = matches!(
+        info.container.as_deref(),
+        Some("video/quicktime" | "audio/x-m4a")
+    );
+    if !standard || !timestamped || settings.test {
+        return;
+    }
+    let Some(master) = plan.outputs.iter().find(|o| o.name == MASTER_NAME) else {
+        return;
+    };
+    let (video, audio) = (master.video, master.audio);
+    let video_copies = match (video, info.video.first()) {
+        (Some(index), Some(source)) => {
+            let target = &plan.video_encodes[index];
+            source.codec == "h264"
+                && (target.width, target.height) == (source.width, source.height)
+                && source.rotation == 0
+                && !source.flipped
+                && !source.interlaced
+                && target.max_frame_rate.is_none()
+        }
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    let audio_copies = match (audio, info.audio.first()) {
+        (Some(_), Some(source)) => {
+            source.codec == "aac" && source.channels <= 2 && !settings.normalize_audio
+        }
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    // All or nothing: a pipeline either copies or decodes.
+    if video_copies && audio_copies {
+        if let Some(index) = video {
+            plan.video_encodes[index].copy = true;
+        }
+        if let Some(index) = audio {
+            plan.audio_encodes[index].copy = true;
+        }
+    }
+}
+
+/// Frame rates a steady output snaps to when the measured one is within 0.5 %.
+const COMMON_FRAME_RATES: [(u32, u32); 8] = [
+    (24000, 1001),
+    (24, 1),
+    (25, 1),
+    (30000, 1001),
+    (30, 1),
+    (50, 1),
+    (60000, 1001),
+    (60, 1),
+];
+
+/// Makes the output of a variable-frame-rate source steady: every encode runs
+/// at the source's typical rate (its most common frame step, snapped to a
+/// common rate, at most 60), repeating or dropping frames, so that players see
+/// a constant rate and the audio stays in sync. Copies are left alone (the
+/// caller does not copy a variable-rate source).
+pub fn steady_frame_rate(plan: &mut Plan, typical_fps: f64) {
+    let fps = typical_fps.min(f64::from(MAX_FRAME_RATE));
+    let off = |&(n, d): &(u32, u32)| (f64::from(n) / f64::from(d) - fps).abs();
+    let rate = COMMON_FRAME_RATES
+        .iter()
+        .filter(|r| off(r) <= fps * 0.005)
+        .min_by(|a, b| off(a).total_cmp(&off(b)))
+        .copied()
+        .unwrap_or(((fps.round() as u32).max(1), 1));
+    let stored = f64::from(rate.0) / f64::from(rate.1);
+    for target in plan.video_encodes.iter_mut().filter(|v| !v.copy) {
+        target.steady_frame_rate = Some(rate);
+        target.max_frame_rate = None;
+        target.stored_frame_rate = (stored * 1000.0).round() / 1000.0;
+        target.keyframe_interval = ((stored * GOP_SECONDS).round() as u32).max(1);
+    }
+}
+
+impl Plan {
+    /// Whether the master is made by copying the source's streams.
+    pub fn copies(&self) -> bool {
+        self.video_encodes.iter().any(|v| v.copy) || self.audio_encodes.iter().any(|a| a.copy)
+    }
+
+    /// Leaves out of this run every output that needs an encode, when the
+    /// master is a copy: the master is stored at disk speed, and the rest is
+    /// made from it by a renditions job (one decode). Returns their names.
+    pub fn defer_encoded_outputs(&mut self) -> Vec<String> {
+        if !self.copies() {
+            return Vec::new();
+        }
+        let (video, audio) = (&self.video_encodes, &self.audio_encodes);
+        let (keep, deferred): (Vec<OutputPlan>, Vec<OutputPlan>) =
+            std::mem::take(&mut self.outputs)
+                .into_iter()
+                .partition(|o| {
+                    o.video.is_none_or(|i| video[i].copy) && o.audio.is_none_or(|i| audio[i].copy)
+                });
+        self.outputs = keep;
+        deferred.into_iter().map(|o| o.name).collect()
+    }
 }
 
 /// Decides where each encode's picture is scaled from. Scaling from the
@@ -1017,5 +1153,108 @@ mod tests {
         assert_eq!(max_bitrate_kbps(720), 3_000);
         assert_eq!(max_bitrate_kbps(480), 1_200);
         assert_eq!(max_bitrate_kbps(2160), 20_000);
+    }
+
+    #[test]
+    fn a_standard_mp4_master_is_a_copy_and_encoded_files_are_deferred() {
+        use RenditionResolution as R;
+        let source = info(vec![video(1920, 1080)], vec![stereo()]);
+        let settings = with_renditions(
+            MaxResolutionTier::P1080,
+            &[R::Highest, R::P720, R::AudioOnly],
+        );
+        let mut plan = plan_master(&source, &settings).unwrap();
+        copy_streams(&mut plan, &source, &settings, true);
+        assert!(plan.copies());
+        assert!(plan.video_encodes[0].copy && plan.audio_encodes[0].copy);
+        let deferred = plan.defer_encoded_outputs();
+        assert_eq!(deferred, ["highest.mp4", "720p.mp4", "audio.m4a"]);
+        let names: Vec<&str> = plan.outputs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, [MASTER_NAME]);
+        // The deferred files stay planned (preparing) for the follow-up job.
+        assert!(
+            plan.renditions
+                .iter()
+                .all(|r| r.status == RenditionStatus::Preparing)
+        );
+    }
+
+    #[test]
+    fn what_is_never_copied() {
+        let standard = info(vec![video(1920, 1080)], vec![stereo()]);
+        let tier = settings(MaxResolutionTier::P1080);
+        let copies = |source: &MediaInfo, settings: &AssetSettings, is_standard: bool| {
+            let mut plan = plan_master(source, settings).unwrap();
+            copy_streams(&mut plan, source, settings, is_standard);
+            plan.copies()
+        };
+        assert!(copies(&standard, &tier, true));
+        assert!(!copies(&standard, &tier, false), "non-standard");
+        let mut test = tier.clone();
+        test.test = true;
+        assert!(
+            !copies(&standard, &test, true),
+            "test assets are watermarked"
+        );
+        let mut loud = tier.clone();
+        loud.normalize_audio = true;
+        assert!(!copies(&standard, &loud, true), "normalised audio");
+        let mut mkv = standard.clone();
+        mkv.container = Some("video/x-matroska".into());
+        assert!(!copies(&mkv, &tier, true), "no decode times to copy");
+        let big = info(vec![video(3840, 2160)], vec![stereo()]);
+        assert!(!copies(&big, &tier, true), "above the tier");
+        let mut rotated = standard.clone();
+        rotated.video[0].rotation = 90;
+        assert!(
+            !copies(&rotated, &tier, true),
+            "rotation is applied to pixels"
+        );
+        let mut hevc = standard.clone();
+        hevc.video[0].codec = "hevc".into();
+        assert!(!copies(&hevc, &tier, true), "the master is H.264");
+        let mut fast = standard.clone();
+        fast.video[0].frame_rate = (120, 1);
+        assert!(!copies(&fast, &tier, true), "capped at 60 fps");
+        let mut surround = standard.clone();
+        surround.audio[0].channels = 6;
+        assert!(!copies(&surround, &tier, true), "downmixed to stereo");
+        let audio_only = info(vec![], vec![stereo()]);
+        let mut m4a = audio_only.clone();
+        m4a.container = Some("audio/x-m4a".into());
+        assert!(copies(&m4a, &tier, true), "AAC in M4A");
+    }
+
+    #[test]
+    fn a_variable_rate_source_is_made_steady_at_its_typical_rate() {
+        let source = info(vec![video(1280, 720)], vec![stereo()]);
+        let mut plan = plan_master(&source, &settings(MaxResolutionTier::P1080)).unwrap();
+        steady_frame_rate(&mut plan, 29.969);
+        let target = &plan.video_encodes[0];
+        assert_eq!(target.steady_frame_rate, Some((30000, 1001)));
+        assert_eq!(target.stored_frame_rate, 29.97);
+        assert_eq!(target.keyframe_interval, 60);
+        steady_frame_rate(&mut plan, 240.0);
+        assert_eq!(plan.video_encodes[0].steady_frame_rate, Some((60, 1)));
+        steady_frame_rate(&mut plan, 12.4);
+        assert_eq!(plan.video_encodes[0].steady_frame_rate, Some((12, 1)));
+    }
+
+    #[test]
+    fn test_assets_keep_ten_seconds_and_a_watermark() {
+        let mut long = info(vec![video(1280, 720)], vec![stereo()]);
+        long.duration = Some(95.0);
+        let mut settings = settings(MaxResolutionTier::P1080);
+        settings.test = true;
+        let plan = plan_master(&long, &settings).unwrap();
+        assert_eq!(plan.duration_limit, Some(10.0));
+        assert_eq!(plan.expected_duration, Some(10.0));
+        assert!(plan.video_encodes[0].watermark);
+        let mut short = long.clone();
+        short.duration = Some(4.0);
+        assert_eq!(
+            plan_master(&short, &settings).unwrap().expected_duration,
+            Some(4.0)
+        );
     }
 }

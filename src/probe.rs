@@ -231,6 +231,7 @@ fn media_info_from(info: &gst_pbutils::DiscovererInfo) -> Result<MediaInfo, Prob
         };
         let par = v.par();
         let fps = v.framerate();
+        let codec_name = codec.clone();
         video.push(VideoStream {
             codec,
             width: v.width(),
@@ -248,8 +249,21 @@ fn media_info_from(info: &gst_pbutils::DiscovererInfo) -> Result<MediaInfo, Prob
                             .and_then(|s| s.get::<u32>("bit-depth-luma").ok())
                     })
                 })
-                .or(Some(v.depth()).filter(|d| *d > 0)),
-            chroma_format: caps_field("chroma-format"),
+                .or((codec_name == "prores").then_some(10))
+                .or(Some(v.depth()).filter(|d| (8..=16).contains(d))),
+            chroma_format: caps_field("chroma-format").or_else(|| {
+                // ProRes says it by variant: 4444 (XQ) is 4:4:4, the rest 4:2:2.
+                caps_field("variant")
+                    .filter(|_| codec_name == "prores")
+                    .map(|v| {
+                        if v.starts_with("4444") {
+                            "4:4:4"
+                        } else {
+                            "4:2:2"
+                        }
+                        .to_owned()
+                    })
+            }),
             profile: caps_field("profile"),
             bitrate: Some(v.bitrate()).filter(|b| *b > 0),
         });
@@ -296,6 +310,7 @@ fn codec_of(caps: Option<&gst::Caps>) -> String {
         "image/jpeg" => "mjpeg",
         "image/png" => "png",
         "video/x-theora" => "theora",
+        "audio/mpeg" if mpegversion == Some(1) && s.get::<i32>("layer").ok() == Some(2) => "mp2",
         "audio/mpeg" if mpegversion == Some(1) => "mp3",
         "audio/mpeg" => "aac",
         "audio/x-ac3" => "ac3",
@@ -304,7 +319,13 @@ fn codec_of(caps: Option<&gst::Caps>) -> String {
         "audio/x-flac" => "flac",
         "audio/x-vorbis" => "vorbis",
         "audio/x-alac" => "alac",
-        name if name.starts_with("audio/x-raw") => "pcm",
+        // libav's names: pcm_s16le, pcm_f32le, …
+        "audio/x-raw" => {
+            return match s.get::<&str>("format") {
+                Ok(format) => format!("pcm_{}", format.to_lowercase()),
+                Err(_) => "pcm".to_owned(),
+            };
+        }
         name => {
             return name
                 .rsplit('/')

@@ -59,7 +59,12 @@ pub fn asset_key(asset_id: &str, name: &str) -> ObjectPath {
     ObjectPath::from(format!("assets/{asset_id}/{name}"))
 }
 
-/// The object key of an asset's master.
+/// The folder of all of an asset's files.
+pub fn asset_prefix(asset_id: &str) -> ObjectPath {
+    ObjectPath::from(format!("assets/{asset_id}"))
+}
+
+/// Where an asset's master is stored.
 pub fn master_key(asset_id: &str) -> ObjectPath {
     asset_key(asset_id, "master.mp4")
 }
@@ -198,6 +203,35 @@ impl Store {
         }
         file.flush().await.map_err(local_err)?;
         Ok(total)
+    }
+
+    /// Deletes every object under `prefix` (an asset's folder). Returns how
+    /// many there were; deleting what is already gone is not an error.
+    pub async fn delete_prefix(&self, prefix: &ObjectPath) -> Result<usize, StoreError> {
+        use futures::TryStreamExt;
+        let op_err = |source| StoreError::Operation {
+            key: prefix.to_string(),
+            source,
+        };
+        let keys: Vec<ObjectPath> = self
+            .inner
+            .list(Some(prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(op_err)?;
+        for key in &keys {
+            match self.inner.delete(key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(source) => {
+                    return Err(StoreError::Operation {
+                        key: key.to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(keys.len())
     }
 
     /// Reads a whole object (small objects and tests).

@@ -142,10 +142,12 @@ fn a_daemon_killed_mid_transcode_finishes_after_restart_with_one_asset() {
     // Premium (x264 "slow") keeps the pipeline busy long enough to be killed in it.
     let env = TestEnv::new(&[("video_quality = \"plus\"", "video_quality = \"premium\"")]);
     let watch = env.watch_dir();
-    let src = env.dir.path().join("long.mp4");
-    make_clip(&src, ClipSpec::av(1920, 1080, 8));
+    let mp4 = env.dir.path().join("long.mp4");
+    make_clip(&mp4, ClipSpec::av(1920, 1080, 8));
+    // Matroska: encoded, not remuxed (a remux is done before it can be killed).
+    let src = to_matroska(&mp4);
     let mut daemon = env.start_daemon();
-    std::fs::copy(&src, watch.join("long.mp4")).unwrap();
+    std::fs::copy(&src, watch.join("long.mkv")).unwrap();
 
     env.wait_for_assets(READY_TIMEOUT, "the transcode to be under way", |a| {
         a.len() == 1
@@ -181,7 +183,7 @@ fn a_daemon_killed_mid_transcode_finishes_after_restart_with_one_asset() {
         true,
         expected,
     );
-    assert!(watch.join("long.mp4").exists(), "source kept");
+    assert!(watch.join("long.mkv").exists(), "source kept");
     assert!(!spool.exists(), "no partial output left in the spool");
 }
 

@@ -19,9 +19,11 @@ use crate::asset::{
     aspect_ratio, new_asset_id,
 };
 use crate::db::{Job, JobKind, RenditionRow};
+use crate::inspect::{self, InspectError, Inspection};
 use crate::pipeline::{self, PipelineError, RunOptions};
 use crate::plan::{self, MASTER_NAME, OutputPlan, Plan, RenditionPlan, Scope};
 use crate::probe::{self, MediaInfo, ProbeError};
+use crate::standard;
 use crate::store::{self, StoreError};
 
 /// The Mux error type for inputs reeld cannot use.
@@ -155,8 +157,39 @@ async fn run_steps(
         None => Scope::Everything,
         Some(names) => Scope::RenditionsOnly(names),
     };
-    let plan = plan::plan_asset(&info, &settings, scope)
+    let mut plan = plan::plan_asset(&info, &settings, scope)
         .map_err(|e| JobOutcome::InvalidInput(sentence(&e.to_string())))?;
+    let mut reasons = None;
+    if job.kind == JobKind::Transcode {
+        let inspection = inspect_blocking(source.clone()).await;
+        if let Err(e) = &inspection {
+            warn!(error = %e, "Cannot measure the source's streams; it counts as non-standard.");
+        }
+        let inspection = inspection.ok();
+        let found = standard::reasons(&info, inspection.as_ref(), settings.max_resolution_tier);
+        let measured = inspection.as_ref().and_then(|i| i.video.as_ref());
+        let variable = measured.is_some_and(|m| m.variable_frame_rate);
+        // Mux counts a variable frame rate as standard, but a copy would keep
+        // it: such a source is encoded at a steady rate instead.
+        plan::copy_streams(&mut plan, &info, &settings, found.is_empty() && !variable);
+        if let Some(fps) = measured
+            .filter(|m| m.variable_frame_rate)
+            .and_then(|m| m.typical_frame_rate)
+        {
+            info!(
+                fps,
+                "The source has a variable frame rate; the output is made steady."
+            );
+            plan::steady_frame_rate(&mut plan, fps);
+        }
+        let deferred = plan.defer_encoded_outputs();
+        if found.is_empty() {
+            info!(remux = plan.copies(), deferred = ?deferred, "The source is a standard input.");
+        } else {
+            info!(reasons = ?found, "The source is not a standard input.");
+        }
+        reasons = Some(found).filter(|r| !r.is_empty());
+    }
     let mut files: Vec<RenditionRow> = plan.renditions.iter().map(planned_row).collect();
     if !files.is_empty() {
         let planned = files.clone();
@@ -177,7 +210,10 @@ async fn run_steps(
         let path = spool.join(&output.name);
         let stored = verify_output(&path, output, &plan).await?;
         if output.name == MASTER_NAME {
-            summary = Some(summarize(&stored, &plan));
+            summary = Some(MediaSummary {
+                non_standard_input_reasons: reasons.clone(),
+                ..summarize(&stored, &plan)
+            });
         } else if let Some(row) = files.iter_mut().find(|f| f.name == output.name) {
             measure(row, &stored, &path);
         }
@@ -255,6 +291,12 @@ async fn probe_blocking(path: PathBuf) -> Result<MediaInfo, ProbeError> {
     tokio::task::spawn_blocking(move || probe::probe_file(&path))
         .await
         .expect("probe task does not panic")
+}
+
+async fn inspect_blocking(path: PathBuf) -> Result<Inspection, InspectError> {
+    tokio::task::spawn_blocking(move || inspect::inspect(&path))
+        .await
+        .expect("inspect task does not panic")
 }
 
 async fn transcode_blocking(
@@ -389,6 +431,7 @@ fn summarize(stored: &MediaInfo, plan: &Plan) -> MediaSummary {
         max_stored_frame_rate: fps,
         aspect_ratio: ratio,
         tracks,
+        non_standard_input_reasons: None,
     }
 }
 

@@ -61,7 +61,7 @@ pub fn make_clip(path: &Path, spec: ClipSpec) {
         desc += &format!(
             "videotestsrc pattern=ball num-buffers={frames} ! \
              video/x-raw,format=I420,width={w},height={h},framerate={}/1 ! \
-             x264enc speed-preset=ultrafast key-int-max=60 ! video/x-h264,profile=high ! h264parse ! m. ",
+             x264enc speed-preset=veryfast key-int-max=60 ! video/x-h264,profile=high ! h264parse ! m. ",
             spec.fps
         );
     }
@@ -72,6 +72,25 @@ pub fn make_clip(path: &Path, spec: ClipSpec) {
         );
     }
     gst_launch(&desc);
+}
+
+/// The same streams rewrapped in Matroska (`NAME.mkv` beside it): a source
+/// reeld encodes rather than remuxes, for tests about the encoding pipeline.
+pub fn to_matroska(mp4: &Path) -> PathBuf {
+    let mkv = mp4.with_extension("mkv");
+    let status = Command::new("ffmpeg")
+        .args(["-y", "-v", "error", "-i"])
+        .arg(mp4)
+        .args(["-c", "copy"])
+        .arg(&mkv)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(
+        status.success(),
+        "ffmpeg could not rewrap {}",
+        mp4.display()
+    );
+    mkv
 }
 
 /// ffprobe's view of a file: `{"streams": [...], "format": {...}}`.
@@ -369,9 +388,14 @@ pub fn with_status<'a>(assets: &'a [Value], s: &str) -> Vec<&'a Value> {
     assets.iter().filter(|a| a["status"] == s).collect()
 }
 
-/// Whether every asset has finished (ready or errored) and there are `n`.
+/// Whether there are `n` assets and every one has finished (ready or
+/// errored), static renditions included (a remuxed master is ready before
+/// its renditions are).
 pub fn all_finished(assets: &[Value], n: usize) -> bool {
-    assets.len() == n && assets.iter().all(|a| a["status"] != "preparing")
+    assets.len() == n
+        && assets
+            .iter()
+            .all(|a| a["status"] != "preparing" && a["static_renditions"]["status"] != "preparing")
 }
 
 /// PSNR (dB, average over planes) between the first frame of `a` as ffmpeg
