@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod db;
 pub mod inspect;
 pub mod jobs;
+pub mod loudness;
 pub mod pipeline;
 pub mod pipelines;
 pub mod plan;

@@ -280,7 +280,8 @@ pub fn transcode(
         }
     }
     if uses_audio && !remux {
-        let (entry, raw_tee) = build_audio_front(&pipeline, &plan.audio_encodes[0])?;
+        let (entry, raw_tee) =
+            build_audio_front(&pipeline, &plan.audio_encodes[0], plan.audio_gain_db)?;
         entries.push(entry);
         for (index, target) in plan.audio_encodes.iter().enumerate() {
             let (encoded_tee, position) =
@@ -635,6 +636,7 @@ fn build_video_encode(
 fn build_audio_front(
     pipeline: &gst::Pipeline,
     target: &AudioTarget,
+    gain_db: Option<f64>,
 ) -> Result<(Entry, gst::Element), PipelineError> {
     // Unbounded: audio is small, and a full audio queue would stall the
     // demuxer while the muxers wait for video (the classic tee/mux deadlock).
@@ -648,8 +650,19 @@ fn build_audio_front(
             .build(),
     );
     let tee = make("tee")?;
-    let mut chain = vec![entry.clone(), make("audioconvert")?, make("audioresample")?];
-    chain.extend([caps, tee.clone()]);
+    let mut chain = vec![
+        entry.clone(),
+        make("audioconvert")?,
+        make("audioresample")?,
+        caps,
+    ];
+    if let Some(db) = gain_db {
+        // After the downmix and resampling: the signal that was measured.
+        let volume = make("volume")?;
+        volume.set_property("volume", 10f64.powf(db / 20.0));
+        chain.extend([volume, make("audioconvert")?]);
+    }
+    chain.push(tee.clone());
     add_and_link(pipeline, &chain)?;
     Ok((
         Entry {

@@ -132,6 +132,9 @@ pub struct Plan {
     pub expected_duration: Option<f64>,
     /// Test assets stop after this many seconds of the source.
     pub duration_limit: Option<f64>,
+    /// Gain in dB applied to all audio (`normalize_audio`; set by the job
+    /// from `loudness::measure`).
+    pub audio_gain_db: Option<f64>,
     /// Channels of the source's primary audio (reported even when downmixed).
     pub source_audio_channels: Option<u32>,
 }
@@ -362,6 +365,7 @@ pub fn plan_asset(
             (d, _) => d,
         },
         duration_limit: settings.test.then_some(TEST_ASSET_SECONDS),
+        audio_gain_db: None,
         source_audio_channels: source_audio.map(|a| a.channels),
     };
     let video_index = |plan: &mut Plan, target: VideoTarget| -> usize {

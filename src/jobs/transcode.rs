@@ -20,6 +20,7 @@ use crate::asset::{
 };
 use crate::db::{Job, JobKind, RenditionRow};
 use crate::inspect::{self, InspectError, Inspection};
+use crate::loudness;
 use crate::pipeline::{self, PipelineError, RunOptions};
 use crate::plan::{self, MASTER_NAME, OutputPlan, Plan, RenditionPlan, Scope};
 use crate::probe::{self, MediaInfo, ProbeError};
@@ -189,6 +190,23 @@ async fn run_steps(
             info!(reasons = ?found, "The source is not a standard input.");
         }
         reasons = Some(found).filter(|r| !r.is_empty());
+    }
+    if settings.normalize_audio
+        && let Some(target) = plan.audio_encodes.first()
+    {
+        let (path, channels) = (source.clone(), target.channels);
+        let measured = tokio::task::spawn_blocking(move || loudness::measure(&path, channels))
+            .await
+            .expect("loudness task does not panic")
+            .map_err(|e| JobOutcome::InvalidInput(sentence(&e.to_string())))?;
+        let gain = measured.normalizing_gain_db();
+        info!(
+            lufs = measured.integrated_lufs,
+            true_peak = measured.true_peak_dbtp,
+            gain_db = gain,
+            "Audio measured for normalisation."
+        );
+        plan.audio_gain_db = Some(gain);
     }
     let mut files: Vec<RenditionRow> = plan.renditions.iter().map(planned_row).collect();
     if !files.is_empty() {
