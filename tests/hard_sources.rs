@@ -661,3 +661,48 @@ fn a_still_image_is_errored_as_invalid_input() {
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "no temp files left: {leftovers:?}");
 }
+
+#[test]
+fn a_pipeline_that_stops_making_progress_is_ended_by_the_watchdog() {
+    // An encoder fragment that holds every frame for 8 s: the pipeline makes
+    // no progress for longer than the 2 s stall limit.
+    let env = TestEnv::new(&[("stall_timeout_seconds = 120", "stall_timeout_seconds = 2")]);
+    let fragments = env.dir.path().join("pipelines");
+    std::fs::create_dir_all(&fragments).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    for entry in std::fs::read_dir(&repo).unwrap().flatten() {
+        std::fs::copy(entry.path(), fragments.join(entry.file_name())).unwrap();
+    }
+    let plus = fragments.join("h264-plus.gst");
+    let original = std::fs::read_to_string(&plus).unwrap();
+    std::fs::write(
+        &plus,
+        original.replace("x264enc", "identity sleep-time=8000000 ! x264enc"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(&env.config).unwrap().replace(
+        &repo.display().to_string(),
+        &fragments.display().to_string(),
+    );
+    std::fs::write(&env.config, config).unwrap();
+
+    // Matroska: encoded, not remuxed.
+    let mp4 = env.dir.path().join("stalls.mp4");
+    make_clip(&mp4, ClipSpec::av(640, 360, 2));
+    let src = to_matroska(&mp4);
+    let (ok, asset, err) = env.ingest(&src, None);
+    assert!(!ok, "a stalled pipeline is not a success");
+    assert_eq!(
+        asset["status"], "errored",
+        "never left preparing: {asset} {err}"
+    );
+    let message = asset["errors"]["messages"][0].as_str().unwrap_or_default();
+    assert!(
+        message.contains("no progress for 2 s"),
+        "the message names the stall: {message}"
+    );
+    let spool: Vec<_> = std::fs::read_dir(env.data("spool"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(spool.is_empty(), "no temp files left: {spool:?}");
+}
