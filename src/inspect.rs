@@ -404,33 +404,10 @@ fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError>
         });
     }
 
-    struct NullOnDrop(gst::Pipeline);
-    impl Drop for NullOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.set_state(gst::State::Null);
-        }
-    }
-    let guard = NullOnDrop(pipeline.clone());
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| fail(&e))?;
-    let bus = pipeline.bus().expect("a pipeline has a bus");
-    loop {
-        if let Some(msg) = bus.timed_pop_filtered(
-            gst::ClockTime::from_mseconds(200),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        ) {
-            match msg.view() {
-                gst::MessageView::Eos(_) => break,
-                gst::MessageView::Error(err) => return Err(fail(&err.error())),
-                _ => {}
-            }
-        }
-        if last_packet.lock().expect("progress lock").elapsed() > STALL_LIMIT {
-            return Err(InspectError::Stalled);
-        }
-    }
-    drop(guard);
+    crate::pipeline::run_pass(&pipeline, &last_packet, STALL_LIMIT).map_err(|e| match e {
+        crate::pipeline::PassError::Failed(message) => InspectError::Pipeline(message),
+        crate::pipeline::PassError::Stalled => InspectError::Stalled,
+    })?;
     let meter = std::mem::take(&mut *meter.lock().expect("meter lock"));
     Ok(meter.finish())
 }

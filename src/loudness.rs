@@ -183,33 +183,10 @@ pub fn measure(path: &Path, channels: u32) -> Result<Loudness, LoudnessError> {
         });
     }
 
-    struct NullOnDrop(gst::Pipeline);
-    impl Drop for NullOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.set_state(gst::State::Null);
-        }
-    }
-    let guard = NullOnDrop(pipeline.clone());
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| fail(&e))?;
-    let bus = pipeline.bus().expect("a pipeline has a bus");
-    loop {
-        if let Some(msg) = bus.timed_pop_filtered(
-            gst::ClockTime::from_mseconds(200),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        ) {
-            match msg.view() {
-                gst::MessageView::Eos(_) => break,
-                gst::MessageView::Error(err) => return Err(fail(&err.error())),
-                _ => {}
-            }
-        }
-        if last_buffer.lock().expect("lock").elapsed() > STALL_LIMIT {
-            return Err(LoudnessError::Stalled);
-        }
-    }
-    drop(guard);
+    crate::pipeline::run_pass(&pipeline, &last_buffer, STALL_LIMIT).map_err(|e| match e {
+        crate::pipeline::PassError::Failed(message) => LoudnessError::Pipeline(message),
+        crate::pipeline::PassError::Stalled => LoudnessError::Stalled,
+    })?;
     if let Some(e) = meter_error.lock().expect("lock").take() {
         return Err(LoudnessError::Meter(e));
     }

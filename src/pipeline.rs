@@ -124,6 +124,47 @@ impl Drop for PipelineGuard {
     }
 }
 
+/// Why a measuring pass (a pipeline that ends in fakesinks) did not reach EOS.
+#[derive(Debug)]
+pub enum PassError {
+    /// An element failed, or the pipeline would not start: GStreamer's message.
+    Failed(String),
+    /// `last_activity` grew older than the stall limit.
+    Stalled,
+}
+
+/// Plays a measuring pass to EOS and sets it to `Null` however it ends. Its
+/// probes stamp `last_activity` as data flows; a pass whose stamp grows older
+/// than `stall_limit` is stopped.
+pub fn run_pass(
+    pipeline: &gst::Pipeline,
+    last_activity: &Mutex<Instant>,
+    stall_limit: Duration,
+) -> Result<(), PassError> {
+    let _guard = PipelineGuard(pipeline.clone());
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| PassError::Failed(e.to_string()))?;
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    loop {
+        if let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(POLL_INTERVAL.as_nanos() as u64),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        ) {
+            match msg.view() {
+                gst::MessageView::Eos(_) => return Ok(()),
+                gst::MessageView::Error(err) => {
+                    return Err(PassError::Failed(err.error().to_string()));
+                }
+                _ => {}
+            }
+        }
+        if last_activity.lock().expect("activity lock").elapsed() > stall_limit {
+            return Err(PassError::Stalled);
+        }
+    }
+}
+
 fn make(factory: &str) -> Result<gst::Element, PipelineError> {
     gst::ElementFactory::make(factory)
         .build()
