@@ -120,13 +120,25 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config, ConfigError> {
     }
 }
 
-fn init_logging(level: &str) {
+/// Sets up logging to stderr at `level` (or `RUST_LOG`, which wins). Returns
+/// the function that changes the level later (SIGHUP).
+fn init_logging(level: &str) -> crate::daemon::SetLogLevel {
+    let from_env = std::env::var_os("RUST_LOG").is_some();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    let _ = builder.try_init();
+    Box::new(move |level: &str| {
+        if from_env {
+            return Err("RUST_LOG is set and takes precedence over log.level".to_owned());
+        }
+        let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    })
 }
 
 /// Runs the parsed command line.
@@ -159,8 +171,13 @@ pub fn run(cli: Cli) -> ExitCode {
         .expect("the tokio runtime starts");
     match cli.command {
         Command::Run => {
-            init_logging(&config.log_level);
-            match runtime.block_on(crate::daemon::run(config)) {
+            let log_level = init_logging(&config.log_level);
+            let source = cli.config.clone();
+            let reload = crate::daemon::Reload {
+                config: Box::new(move || load_config(source.as_deref())),
+                log_level,
+            };
+            match runtime.block_on(crate::daemon::run(config, Some(reload))) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -171,13 +188,13 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Ingest { file, settings } => {
             // The progress bar is the output; only problems are logged.
-            init_logging("warn");
+            let _log_level = init_logging("warn");
             runtime.block_on(ingest(config, &file, settings.as_deref()))
         }
         Command::Renditions {
             command: RenditionsCommand::Add { id, resolution },
         } => {
-            init_logging("warn");
+            let _log_level = init_logging("warn");
             runtime.block_on(add_rendition(config, &id, &resolution))
         }
         Command::Assets { command } => assets(&config, command),

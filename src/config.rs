@@ -132,9 +132,17 @@ pub struct RawTranscode {
     pub stall_timeout_seconds: f64,
     /// Attempts for transiently failing jobs.
     pub max_attempts: u32,
+    /// On SIGTERM/SIGINT, seconds running jobs may take to finish before
+    /// their pipelines are stopped and the jobs go back to the queue.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_seconds: f64,
     /// Folder of the encoder fragments (`h264-*.gst`, `aac.gst`); files
     /// missing there fall back to the copies built into reeld.
     pub pipelines_dir: PathBuf,
+}
+
+fn default_shutdown_grace() -> f64 {
+    30.0
 }
 
 /// `[defaults]` as written: per-asset settings that apply unless overridden.
@@ -178,7 +186,7 @@ pub struct RawConfig {
 }
 
 /// Where outputs are stored, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StorageConfig {
     /// A folder on local disk.
     Local {
@@ -203,7 +211,7 @@ pub enum StorageConfig {
 }
 
 /// A string that never shows in logs or `Debug` output.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Secret(pub String);
 
 impl fmt::Debug for Secret {
@@ -235,6 +243,8 @@ pub struct Config {
     pub concurrency: usize,
     /// Watchdog limit for a pipeline that stops making progress.
     pub stall_timeout: Duration,
+    /// How long running jobs may take to finish on shutdown.
+    pub shutdown_grace: Duration,
     /// Attempts for a transiently failing job.
     pub max_attempts: u32,
     /// Folder of the encoder fragments.
@@ -268,6 +278,44 @@ impl Config {
             let _ = crate::settings::apply_request(&mut settings, body, "profile");
         }
         settings
+    }
+
+    /// The settings that differ between `self` and `new` and only take
+    /// effect after a restart (everything but defaults, profiles and the log
+    /// level, which a reload applies).
+    pub fn restart_needed_for(&self, new: &Config) -> Vec<&'static str> {
+        let mut differ = Vec::new();
+        let mut check = |name: &'static str, same: bool| {
+            if !same {
+                differ.push(name);
+            }
+        };
+        check("ingest.watch_dir", self.watch_dir == new.watch_dir);
+        check("ingest.settle_seconds", self.settle == new.settle);
+        check("ingest.on_success", self.on_success == new.on_success);
+        check("ingest.done_dir", self.done_dir == new.done_dir);
+        check("ingest.failed_dir", self.failed_dir == new.failed_dir);
+        check("storage", self.storage == new.storage);
+        check("database.path", self.database_path == new.database_path);
+        check("transcode.spool_dir", self.spool_dir == new.spool_dir);
+        check("transcode.concurrency", self.concurrency == new.concurrency);
+        check(
+            "transcode.stall_timeout_seconds",
+            self.stall_timeout == new.stall_timeout,
+        );
+        check(
+            "transcode.shutdown_grace_seconds",
+            self.shutdown_grace == new.shutdown_grace,
+        );
+        check(
+            "transcode.max_attempts",
+            self.max_attempts == new.max_attempts,
+        );
+        check(
+            "transcode.pipelines_dir",
+            self.pipelines_dir == new.pipelines_dir,
+        );
+        differ
     }
 
     /// Reads and validates the config at `path`.
@@ -349,6 +397,12 @@ impl RawConfig {
                 t.stall_timeout_seconds
             ));
         }
+        if !(t.shutdown_grace_seconds.is_finite() && t.shutdown_grace_seconds >= 0.0) {
+            problems.push(format!(
+                "transcode.shutdown_grace_seconds must be >= 0, not {}",
+                t.shutdown_grace_seconds
+            ));
+        }
         if t.max_attempts == 0 {
             problems.push("transcode.max_attempts must be at least 1".to_owned());
         }
@@ -390,6 +444,7 @@ impl RawConfig {
             spool_dir: resolve(&t.spool_dir),
             concurrency: t.concurrency,
             stall_timeout: Duration::from_secs_f64(t.stall_timeout_seconds),
+            shutdown_grace: Duration::from_secs_f64(t.shutdown_grace_seconds),
             max_attempts: t.max_attempts,
             pipelines_dir: resolve(&t.pipelines_dir),
             default_max_resolution_tier: self.defaults.max_resolution_tier,

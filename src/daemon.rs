@@ -3,15 +3,18 @@
 //! start: folders → database → store → pipeline fragments → recovery
 //! (dead leases, pending source disposals, stale spool) → workers → watcher.
 //!
-//! stop (SIGTERM/SIGINT): stop the watcher, cancel running pipelines (their jobs
-//! go back to the queue without using an attempt), wait for the workers, exit.
+//! stop (SIGTERM/SIGINT): stop the watcher and stop claiming jobs; running jobs
+//! get `shutdown_grace_seconds` to finish, then their pipelines are cancelled
+//! (the jobs go back to the queue without using an attempt); wait, exit 0.
+//!
+//! SIGHUP: reload defaults, profiles and the log level; log what needs a restart.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::db::Db;
 use crate::jobs::{self, Context};
 use crate::pipelines::Fragments;
@@ -56,6 +59,7 @@ pub async fn open_context(config: Config) -> Result<Arc<Context>, StartError> {
     let db = Db::open(&config.database_path)?;
     let store = Store::open(&config.storage)?;
     let fragments = Fragments::load(&config.pipelines_dir).map_err(StartError::Fragments)?;
+    let config_copy = config.clone();
     let ctx = Arc::new(Context {
         worker_id: jobs::new_worker_id(),
         config,
@@ -63,6 +67,7 @@ pub async fn open_context(config: Config) -> Result<Arc<Context>, StartError> {
         store,
         fragments,
         queue_signal: tokio::sync::Notify::new(),
+        reloadable: std::sync::RwLock::new(Arc::new(config_copy)),
     });
     Ok(ctx)
 }
@@ -97,8 +102,20 @@ pub async fn recover(ctx: &Arc<Context>) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> Result<(), StartError> {
+/// Applies a new log filter; `Err` says why it was not applied.
+pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// How the daemon re-reads its settings on SIGHUP.
+pub struct Reload {
+    /// Reads and validates the config again, from where it came from.
+    pub config: Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>,
+    /// Applies a new log filter.
+    pub log_level: SetLogLevel,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads what can change
+/// while it runs.
+pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartError> {
     info!(
         watch = %config.watch_dir.display(),
         database = %config.database_path.display(),
@@ -108,17 +125,21 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     info!(store = ctx.store.description(), worker = %ctx.worker_id, "Database and store open.");
     recover(&ctx).await?;
 
-    let shutdown = CancellationToken::new();
+    // Two stages of stopping: first no new files and no new jobs; then, when
+    // the grace period is over, running pipelines are stopped too.
+    let stop_taking = CancellationToken::new();
+    let stop_running = CancellationToken::new();
     let mut workers = Vec::new();
     for index in 0..ctx.config.concurrency {
         workers.push(tokio::spawn(jobs::worker_loop(
             ctx.clone(),
             index,
-            shutdown.child_token(),
+            stop_taking.child_token(),
+            stop_running.child_token(),
         )));
     }
-    let mut watcher = tokio::spawn(crate::watch::run(ctx.clone(), shutdown.child_token()));
-    let expiry = tokio::spawn(jobs::expire::run(ctx.clone(), shutdown.child_token()));
+    let mut watcher = tokio::spawn(crate::watch::run(ctx.clone(), stop_taking.child_token()));
+    let expiry = tokio::spawn(jobs::expire::run(ctx.clone(), stop_taking.child_token()));
     info!(workers = ctx.config.concurrency, "reeld is running.");
     crate::systemd::notify("READY=1");
     let watchdog = crate::systemd::watchdog_interval().map(|every| {
@@ -130,15 +151,27 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         })
     });
 
-    let ended_early = tokio::select! {
-        _ = wait_for_signal() => {
-            info!("Shutting down: no new files are taken; running jobs go back to the queue.");
-            None
+    let mut signals = Signals::install();
+    let ended_early = loop {
+        tokio::select! {
+            signal = signals.next() => match signal {
+                Signal::Stop => break None,
+                Signal::Reload => {
+                    crate::systemd::notify("RELOADING=1");
+                    apply_reload(&ctx, reload.as_ref());
+                    crate::systemd::notify("READY=1");
+                }
+            },
+            result = &mut watcher => break Some(result),
         }
-        result = &mut watcher => Some(result),
     };
     crate::systemd::notify("STOPPING=1");
-    shutdown.cancel();
+    let grace = ctx.config.shutdown_grace;
+    info!(
+        grace_s = grace.as_secs_f64(),
+        "Shutting down: no new files or jobs are taken; running jobs may finish."
+    );
+    stop_taking.cancel();
     let watcher_result = match ended_early {
         Some(result) => result,
         None => watcher.await,
@@ -148,8 +181,19 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         Err(e) => error!(error = %e, "The watcher task failed."),
         Ok(Ok(())) => {}
     }
-    for w in workers {
-        let _ = w.await;
+    let mut all_workers = futures::future::join_all(workers);
+    tokio::select! {
+        _ = &mut all_workers => {}
+        _ = tokio::time::sleep(grace) => {
+            info!("Grace period over: stopping running pipelines; their jobs go back to the queue.");
+            stop_running.cancel();
+            all_workers.await;
+        }
+        _ = signals.next_stop() => {
+            info!("Second stop signal: stopping running pipelines now; their jobs go back to the queue.");
+            stop_running.cancel();
+            all_workers.await;
+        }
     }
     let _ = expiry.await;
     if let Some(w) = watchdog {
@@ -159,12 +203,76 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGHUP: reads the config again and applies what can change at run time
+/// (defaults, profiles, the log level); names what needs a restart. A config
+/// that does not validate changes nothing.
+fn apply_reload(ctx: &Arc<Context>, reload: Option<&Reload>) {
+    let Some(reload) = reload else {
+        warn!("SIGHUP: this configuration cannot be reloaded.");
+        return;
+    };
+    let new = match (reload.config)() {
+        Ok(config) => config,
+        Err(e) => {
+            error!(error = %e, "SIGHUP: the config does not validate; nothing was changed.");
+            return;
+        }
+    };
+    let needs_restart = ctx.config.restart_needed_for(&new);
+    if !needs_restart.is_empty() {
+        warn!(
+            settings = %needs_restart.join(", "),
+            "SIGHUP: these settings changed but only take effect after a restart."
+        );
     }
+    if let Err(e) = (reload.log_level)(&new.log_level) {
+        warn!(error = %e, "SIGHUP: the log level was not changed.");
+    }
+    let profiles = new.profiles.len();
+    ctx.reload_settings(new);
+    info!(
+        profiles,
+        "SIGHUP: defaults, profiles and log level reloaded."
+    );
+}
+
+/// The daemon's signal handlers, installed once.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            term: signal(SignalKind::terminate()).expect("SIGTERM handler installs"),
+            int: signal(SignalKind::interrupt()).expect("SIGINT handler installs"),
+            hup: signal(SignalKind::hangup()).expect("SIGHUP handler installs"),
+        }
+    }
+
+    /// The next signal that asks for something.
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
+        }
+    }
+
+    /// The next SIGTERM or SIGINT (SIGHUP is ignored while stopping).
+    async fn next_stop(&mut self) {
+        while self.next().await != Signal::Stop {}
+    }
+}
+
+/// What a signal asks of the daemon.
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// SIGHUP.
+    Reload,
 }

@@ -68,6 +68,23 @@ pub struct Context {
     pub worker_id: String,
     /// Wakes idle workers when a job is queued.
     pub queue_signal: tokio::sync::Notify,
+    /// The config as last (re)loaded: its defaults and profiles apply to new
+    /// files (SIGHUP replaces it; everything else reads `config`).
+    pub reloadable: std::sync::RwLock<Arc<Config>>,
+}
+
+impl Context {
+    /// The settings for a file dropped at `relative` below the watch folder,
+    /// before its sidecar: the current defaults and profiles.
+    pub fn settings_for(&self, relative: &std::path::Path) -> crate::asset::AssetSettings {
+        let config = self.reloadable.read().expect("config lock").clone();
+        config.settings_for(relative)
+    }
+
+    /// Replaces the defaults and profiles new files get.
+    pub fn reload_settings(&self, config: Config) {
+        *self.reloadable.write().expect("config lock") = Arc::new(config);
+    }
 }
 
 /// A worker id for this process: host name, pid and a random nonce, so that a
@@ -110,10 +127,16 @@ pub fn worker_is_dead(worker_id: &str, own_worker_id: &str) -> bool {
     }
 }
 
-/// Runs one worker until `shutdown` is cancelled: claim, run, repeat.
-pub async fn worker_loop(ctx: Arc<Context>, index: usize, shutdown: CancellationToken) {
+/// Runs one worker until `stop_taking` is cancelled: claim, run, repeat. A
+/// running job is cancelled (and requeued) only by `stop_running`.
+pub async fn worker_loop(
+    ctx: Arc<Context>,
+    index: usize,
+    stop_taking: CancellationToken,
+    stop_running: CancellationToken,
+) {
     info!(worker = index, "Worker started.");
-    while !shutdown.is_cancelled() {
+    while !stop_taking.is_cancelled() {
         let claimed = {
             let db = ctx.db.clone();
             let worker_id = ctx.worker_id.clone();
@@ -125,11 +148,11 @@ pub async fn worker_loop(ctx: Arc<Context>, index: usize, shutdown: Cancellation
         };
         match claimed {
             Ok(Some(job)) => {
-                run_claimed(&ctx, job, shutdown.child_token(), None).await;
+                run_claimed(&ctx, job, stop_running.child_token(), None).await;
             }
             Ok(None) => {
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = stop_taking.cancelled() => break,
                     _ = ctx.queue_signal.notified() => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                 }

@@ -235,7 +235,7 @@ impl WatchState {
         }
         let relative = path.strip_prefix(&self.root).unwrap_or(path);
         let (settings, sidecar, problem) =
-            crate::settings::with_sidecar(ctx.config.settings_for(relative), path);
+            crate::settings::with_sidecar(ctx.settings_for(relative), path);
         let initial_error = problem.map(|p| p.asset_errors());
         let asset = NewAsset::now(settings, IngestType::OnDemandDirectUpload);
         let source = NewSource {

@@ -368,11 +368,24 @@ impl TestDaemon {
 
     /// SIGTERM and wait; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().expect("daemon is running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
+        self.signal("TERM");
+        self.wait()
+    }
+
+    /// Sends `kill -NAME` (`TERM`, `HUP`, …) without waiting.
+    pub fn signal(&self, name: &str) {
+        let c = self.child.as_ref().expect("daemon is running");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
             .arg(c.id().to_string())
-            .status();
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the daemon to exit; returns its status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("daemon is running");
         c.wait().expect("daemon exits")
     }
 }

@@ -1,0 +1,148 @@
+//! Stopping and reloading the real daemon: SIGTERM lets running jobs finish
+//! within `shutdown_grace_seconds`, else stops their pipelines and puts them
+//! back in the queue for the next start; SIGHUP applies new defaults and
+//! profiles and names the settings that need a restart.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A clip that keeps a premium (x264 "slow") 1080p encode busy for a while,
+/// in Matroska so that it is encoded, not remuxed.
+fn long_clip(env: &TestEnv) -> std::path::PathBuf {
+    let mp4 = env.dir.path().join("long.mp4");
+    make_clip(&mp4, ClipSpec::av(1920, 1080, 8));
+    to_matroska(&mp4)
+}
+
+fn wait_until_transcoding(env: &TestEnv) {
+    env.wait_for_assets(TIMEOUT, "the transcode to be under way", |a| {
+        a.len() == 1
+            && a[0]["progress"]["state"] == "transcoding"
+            && a[0]["progress"]["progress"].as_f64().unwrap_or(0.0) > 0.0
+    });
+}
+
+#[test]
+fn sigterm_lets_a_running_job_finish_within_the_grace_period() {
+    let env = TestEnv::new(&[
+        ("video_quality = \"plus\"", "video_quality = \"premium\""),
+        (
+            "shutdown_grace_seconds = 30",
+            "shutdown_grace_seconds = 600",
+        ),
+    ]);
+    let src = long_clip(&env);
+    let mut daemon = env.start_daemon();
+    std::fs::copy(&src, env.watch_dir().join("long.mkv")).unwrap();
+    wait_until_transcoding(&env);
+    daemon.signal("TERM");
+    let status = daemon.wait();
+    assert!(status.success(), "exit status {status:?}");
+    let assets = env.assets();
+    assert_eq!(assets.len(), 1);
+    assert_eq!(
+        assets[0]["status"], "ready",
+        "finished before exit: {:#?}",
+        assets[0]
+    );
+    assert!(env.logs().contains("running jobs may finish"));
+}
+
+#[test]
+fn sigterm_past_the_grace_period_requeues_the_job_and_it_finishes_after_restart() {
+    let env = TestEnv::new(&[
+        ("video_quality = \"plus\"", "video_quality = \"premium\""),
+        (
+            "shutdown_grace_seconds = 30",
+            "shutdown_grace_seconds = 0.5",
+        ),
+    ]);
+    let src = long_clip(&env);
+    let mut daemon = env.start_daemon();
+    std::fs::copy(&src, env.watch_dir().join("long.mkv")).unwrap();
+    wait_until_transcoding(&env);
+    daemon.signal("TERM");
+    let status = daemon.wait();
+    assert!(status.success(), "exit status {status:?}");
+    let assets = env.assets();
+    assert_eq!(
+        assets[0]["status"], "preparing",
+        "stopped mid-job: {:#?}",
+        assets[0]
+    );
+    let logs = env.logs();
+    assert!(logs.contains("Grace period over"), "{logs}");
+    assert!(logs.contains("Job put back in the queue"), "{logs}");
+
+    let _daemon = env.start_daemon();
+    let assets = env.wait_for_assets(TIMEOUT, "the asset after restart", |a| all_finished(a, 1));
+    assert_eq!(assets[0]["status"], "ready", "{:#?}", assets[0]);
+    let expected = duration_of(&ffprobe(&src));
+    assert_master(
+        &env.master_path(assets[0]["id"].as_str().unwrap()),
+        1920,
+        1080,
+        true,
+        expected,
+    );
+}
+
+#[test]
+fn sighup_reloads_defaults_and_profiles_and_names_what_needs_a_restart() {
+    let env = TestEnv::new(&[]);
+    let watch = env.watch_dir();
+    let daemon = env.start_daemon();
+    let clip = env.dir.path().join("clip.mp4");
+    make_clip(&clip, ClipSpec::av(640, 360, 1));
+    std::fs::copy(&clip, watch.join("before.mp4")).unwrap();
+    env.wait_for_assets(TIMEOUT, "the first asset", |a| all_finished(a, 1));
+
+    // New defaults, a new profile, and a setting that needs a restart.
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let changed = config
+        .replace("video_quality = \"plus\"", "video_quality = \"basic\"")
+        .replace("concurrency = 1", "concurrency = 2")
+        + "\n[profiles.small]\nstatic_renditions = [{ resolution = \"270p\" }]\n";
+    std::fs::write(&env.config, changed).unwrap();
+    daemon.signal("HUP");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !env
+        .logs()
+        .contains("SIGHUP: defaults, profiles and log level reloaded")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload: {}",
+            env.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = env.logs();
+    assert!(
+        logs.contains("only take effect after a restart") && logs.contains("transcode.concurrency"),
+        "{logs}"
+    );
+
+    std::fs::create_dir_all(watch.join("small")).unwrap();
+    std::fs::copy(&clip, watch.join("small/after.mp4")).unwrap();
+    let assets = env.wait_for_assets(TIMEOUT, "the second asset", |a| all_finished(a, 2));
+    let after = assets
+        .iter()
+        .find(|a| a["video_quality"] == "basic")
+        .unwrap_or_else(|| panic!("the new default applies to new files: {assets:#?}"));
+    let files = after["static_renditions"]["files"]
+        .as_array()
+        .expect("the new profile applies");
+    assert_eq!(files[0]["name"], "270p.mp4");
+    assert_eq!(files[0]["status"], "ready");
+    let before = assets.iter().find(|a| a["id"] != after["id"]).unwrap();
+    assert_eq!(
+        before["video_quality"], "plus",
+        "an existing asset keeps its settings"
+    );
+}
