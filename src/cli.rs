@@ -463,5 +463,6 @@ fn claimed_job(id: i64, kind: JobKind, asset_id: &str, max_attempts: u32) -> Job
         attempts: 1,
         max_attempts,
         last_error: None,
+        crashes: 0,
     }
 }

@@ -84,7 +84,16 @@ CREATE TABLE renditions (
 );
 ALTER TABLE sources ADD COLUMN sidecar TEXT;   -- the settings file consumed with the source
 "#,
+    r#"
+-- Times the process running the job died under it. A crash gives the attempt
+-- back (the job did not fail) but counts here, so that a file that crashes
+-- the daemon every time is given up on instead of looping.
+ALTER TABLE jobs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
+
+/// Crashes under one job after which it is given up on (see `jobs.crashes`).
+pub const MAX_CRASHES: u32 = 5;
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -267,6 +276,8 @@ pub struct Job {
     pub max_attempts: u32,
     /// The error of the previous attempt, if any.
     pub last_error: Option<String>,
+    /// Times the process running this job died under it.
+    pub crashes: u32,
 }
 
 /// A source whose asset has finished but which has not been disposed of yet.
@@ -445,13 +456,18 @@ impl Db {
         let stale_before = now_ms - policy.stale_after_ms;
         let row = tx
             .query_row(
-                "SELECT id, asset_id, attempts, max_attempts, last_error, kind FROM jobs
+                "SELECT id, asset_id, attempts, max_attempts, last_error, kind, crashes,
+                        state = 'running' FROM jobs
                  WHERE ((state = 'queued' AND not_before <= ?1)
                         OR (state = 'running' AND heartbeat_at < ?2))
                    AND (?3 IS NULL OR id = ?3)
                  ORDER BY id LIMIT 1",
                 params![now_ms, stale_before, only_job],
                 |r| {
+                    // A stale lease: its holder died under it. The attempt
+                    // it used is given back and the crash counted.
+                    let stale: bool = r.get(7)?;
+                    let attempts: u32 = r.get(2)?;
                     Ok(Job {
                         id: r.get(0)?,
                         kind: if r.get::<_, String>(5)? == "renditions" {
@@ -460,18 +476,20 @@ impl Db {
                             JobKind::Transcode
                         },
                         asset_id: r.get(1)?,
-                        attempts: r.get::<_, u32>(2)? + 1,
+                        attempts: if stale { attempts } else { attempts + 1 },
                         max_attempts: r.get(3)?,
                         last_error: r.get(4)?,
+                        crashes: r.get::<_, u32>(6)? + u32::from(stale),
                     })
                 },
             )
             .optional()?;
         if let Some(job) = &row {
             tx.execute(
-                "UPDATE jobs SET state = 'running', worker_id = ?2, heartbeat_at = ?3, attempts = ?4
+                "UPDATE jobs SET state = 'running', worker_id = ?2, heartbeat_at = ?3, attempts = ?4,
+                     crashes = ?5
                  WHERE id = ?1",
-                params![job.id, worker_id, now_ms, job.attempts],
+                params![job.id, worker_id, now_ms, job.attempts, job.crashes],
             )?;
         }
         tx.commit()?;
@@ -536,6 +554,7 @@ impl Db {
             if is_dead(&worker) {
                 released += tx.execute(
                     "UPDATE jobs SET state = 'queued', worker_id = NULL, heartbeat_at = NULL,
+                         attempts = MAX(attempts - 1, 0), crashes = crashes + 1,
                          last_error = COALESCE(last_error, 'the worker holding this job stopped')
                      WHERE id = ?1",
                     params![id],
@@ -1222,9 +1241,10 @@ mod tests {
         assert!(db.claim_job("w2", POLICY, 20_000, None).unwrap().is_none());
         assert!(db.heartbeat(job, "w1", 20_000).unwrap());
         assert!(db.claim_job("w2", POLICY, 40_000, None).unwrap().is_none());
-        // Stale: another worker takes it over and the first one's heartbeat fails.
+        // Stale: another worker takes it over and the first one's heartbeat
+        // fails. The dead holder's attempt is given back; its crash counts.
         let taken = db.claim_job("w2", POLICY, 60_000, None).unwrap().unwrap();
-        assert_eq!(taken.attempts, 2);
+        assert_eq!((taken.attempts, taken.crashes), (1, 1));
         assert!(!db.heartbeat(job, "w1", 60_001).unwrap());
 
         // Requeue with backoff: not claimable before not_before.
@@ -1233,7 +1253,7 @@ mod tests {
         assert!(db.claim_job("w3", POLICY, 65_000, None).unwrap().is_none());
         let again = db.claim_job("w3", POLICY, 70_000, None).unwrap().unwrap();
         assert_eq!(again.last_error.as_deref(), Some("store down"));
-        assert_eq!(again.attempts, 3);
+        assert_eq!((again.attempts, again.crashes), (2, 1));
 
         db.finish_ready(job, "a1", Some(&MediaSummary::default()), &[], 80_000)
             .unwrap();
@@ -1260,6 +1280,8 @@ mod tests {
         assert_eq!(db.release_dead_leases(|w| w == "dead").unwrap(), 1);
         let j = db.claim_job("new", POLICY, 2, None).unwrap().unwrap();
         assert_eq!(j.asset_id, "a1");
+        // A crash is not a failed attempt, but it is counted.
+        assert_eq!((j.attempts, j.crashes), (1, 1));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::asset::{
     AssetErrors, MediaSummary, ProgressState, RenditionStatus, ResolutionTier, Track, TrackKind,
     aspect_ratio, new_asset_id,
 };
-use crate::db::{Job, JobKind, RenditionRow};
+use crate::db::{Job, JobKind, MAX_CRASHES, RenditionRow};
 use crate::inspect::{self, InspectError, Inspection};
 use crate::loudness;
 use crate::pipeline::{self, PipelineError, RunOptions};
@@ -70,6 +70,13 @@ pub async fn run(
             job.last_error
                 .as_deref()
                 .unwrap_or("the worker stopped while processing")
+        ));
+    }
+    if job.crashes >= MAX_CRASHES {
+        return JobOutcome::InvalidInput(format!(
+            "reeld stopped {} times while processing this file, so it is given up on \
+             (the file may crash the decoder).",
+            job.crashes
         ));
     }
     let spool = ctx.config.spool_dir.join(&job.asset_id);
