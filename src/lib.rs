@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod disk;
 pub mod inspect;
 pub mod jobs;
 pub mod loudness;

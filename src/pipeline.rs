@@ -848,10 +848,19 @@ fn stream_error(err: &gst::message::Error) -> PipelineError {
                 | gst::ResourceError::Close
         )
     );
+    let debug = err.debug().map(|d| d.to_string()).unwrap_or_default();
+    let mut message = error.message().to_string();
+    // Resource errors carry the operating system's reason only in the debug
+    // text ("system error: No space left on device"): it is the useful part.
+    if let Some(reason) = debug.rsplit("system error: ").next().filter(|_| transient)
+        && debug.contains("system error: ")
+    {
+        message = format!("{message}: {}", reason.trim());
+    }
     PipelineError::Stream {
         element,
-        message: error.message().to_string(),
-        debug: err.debug().map(|d| d.to_string()).unwrap_or_default(),
+        message,
+        debug,
         transient,
     }
 }

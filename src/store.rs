@@ -74,6 +74,8 @@ pub fn master_key(asset_id: &str) -> ObjectPath {
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
     description: String,
+    /// The root folder of a local store (its free space is checked).
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -97,6 +99,7 @@ impl Store {
                 Ok(Store {
                     inner: Arc::new(fs),
                     description: format!("file://{}", root.display()),
+                    local_root: Some(root.clone()),
                 })
             }
             StorageConfig::S3 {
@@ -125,6 +128,7 @@ impl Store {
                 Ok(Store {
                     inner: Arc::new(s3),
                     description: format!("s3://{bucket}"),
+                    local_root: None,
                 })
             }
         }
@@ -203,6 +207,11 @@ impl Store {
         }
         file.flush().await.map_err(local_err)?;
         Ok(total)
+    }
+
+    /// The root folder of a local store; `None` for S3.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.local_root.as_deref()
     }
 
     /// Deletes every object under `prefix` (an asset's folder). Returns how

@@ -226,6 +226,14 @@ async fn run_steps(
     }
 
     if !plan.outputs.is_empty() {
+        // The outputs and mp4mux's fast-start copy of them: about twice the
+        // source, at most, for the encodes reeld makes.
+        let source_bytes = std::fs::metadata(&source).map(|m| m.len()).unwrap_or(0);
+        crate::disk::ensure_room(spool, "spool folder", 2 * source_bytes)
+            .map_err(JobOutcome::Transient)?;
+        if let Some(root) = ctx.store.local_root() {
+            crate::disk::ensure_room(root, "store", source_bytes).map_err(JobOutcome::Transient)?;
+        }
         set_progress(ctx, asset_id, ProgressState::Transcoding, 0.0).await;
         transcode_blocking(ctx, asset_id, &source, &plan, spool, cancel, progress).await?;
     }

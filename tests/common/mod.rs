@@ -383,6 +383,13 @@ impl TestDaemon {
         assert!(status.success(), "kill -{name} failed");
     }
 
+    /// Whether the daemon process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
     /// Waits for the daemon to exit; returns its status.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("daemon is running");
