@@ -71,6 +71,13 @@ pub struct RawIngest {
     pub done_dir: Option<PathBuf>,
     /// Where failed sources go, with `NAME.error.json` beside them.
     pub failed_dir: PathBuf,
+    /// Files taken but not yet processed, at most; more wait in the folder.
+    #[serde(default = "default_max_queued_files")]
+    pub max_queued_files: usize,
+}
+
+fn default_max_queued_files() -> usize {
+    1000
 }
 
 /// `[storage.s3]` as written.
@@ -229,6 +236,8 @@ pub struct Config {
     pub settle: Duration,
     /// What happens to a successful source.
     pub on_success: OnSuccess,
+    /// Files taken but not yet processed, at most.
+    pub max_queued_files: usize,
     /// Where `move` puts sources.
     pub done_dir: Option<PathBuf>,
     /// Where failed sources go.
@@ -293,6 +302,10 @@ impl Config {
         check("ingest.watch_dir", self.watch_dir == new.watch_dir);
         check("ingest.settle_seconds", self.settle == new.settle);
         check("ingest.on_success", self.on_success == new.on_success);
+        check(
+            "ingest.max_queued_files",
+            self.max_queued_files == new.max_queued_files,
+        );
         check("ingest.done_dir", self.done_dir == new.done_dir);
         check("ingest.failed_dir", self.failed_dir == new.failed_dir);
         check("storage", self.storage == new.storage);
@@ -387,6 +400,9 @@ impl RawConfig {
             }
         };
 
+        if ingest.max_queued_files == 0 {
+            problems.push("ingest.max_queued_files must be at least 1".to_owned());
+        }
         let t = &self.transcode;
         if t.concurrency == 0 {
             problems.push("transcode.concurrency must be at least 1".to_owned());
@@ -437,6 +453,7 @@ impl RawConfig {
             watch_dir,
             settle: Duration::from_secs_f64(ingest.settle_seconds),
             on_success: ingest.on_success,
+            max_queued_files: ingest.max_queued_files,
             done_dir,
             failed_dir,
             storage: storage.expect("checked above"),

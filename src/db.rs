@@ -496,6 +496,16 @@ impl Db {
         Ok(row)
     }
 
+    /// Transcode jobs not finished yet (queued or running): files taken but
+    /// not yet processed.
+    pub fn unfinished_transcodes(&self) -> Result<usize, DbError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM jobs WHERE kind = ?1 AND state IN ('queued', 'running')",
+            params![JobKind::Transcode.as_str()],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
     /// The queued job of `kind` for an asset, if there is one.
     pub fn queued_job(&self, asset_id: &str, kind: JobKind) -> Result<Option<i64>, DbError> {
         Ok(self

@@ -98,6 +98,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
         root,
         excluded,
         pending_disposal: false,
+        queue_full: false,
     };
     let mut last_scan: Option<Instant> = None;
     let mut ticker = tokio::time::interval(TICK);
@@ -141,6 +142,8 @@ struct WatchState {
     /// Set when a file was recorded as errored at once (unusable settings):
     /// its source must go to the failed folder.
     pending_disposal: bool,
+    /// Whether the queue was full at the last look (the warning is logged once).
+    queue_full: bool,
 }
 
 impl WatchState {
@@ -177,7 +180,28 @@ impl WatchState {
         }
         let paths: Vec<PathBuf> = settled.iter().map(|(p, _)| p.clone()).collect();
         let busy = open_for_writing(&paths);
+        let limit = ctx.config.max_queued_files;
+        let mut room = match ctx.db.unfinished_transcodes() {
+            Ok(queued) => limit.saturating_sub(queued),
+            Err(e) => {
+                warn!(error = %e, "Cannot count the queued files; will retry.");
+                0
+            }
+        };
+        if room > 0 && std::mem::take(&mut self.queue_full) {
+            info!("The queue has room again; taking new files.");
+        }
         for (path, seen) in settled {
+            if room == 0 {
+                if !std::mem::replace(&mut self.queue_full, true) {
+                    warn!(
+                        limit,
+                        "The queue is full (ingest.max_queued_files); new files wait in the watch folder until it drains."
+                    );
+                }
+                self.settler.restart(&path, now);
+                continue;
+            }
             if busy.contains(&path) {
                 debug!(path = %path.display(), "Still open for writing; waiting.");
                 self.settler.restart(&path, now);
@@ -199,7 +223,8 @@ impl WatchState {
                 continue;
             }
             match self.take(ctx, &path, identity) {
-                Ok(()) => {
+                Ok(taken) => {
+                    room -= usize::from(taken);
                     self.settler.forget(&path);
                     self.known.insert(path, identity);
                 }
@@ -223,15 +248,16 @@ impl WatchState {
     }
 
     /// Records a settled file as a new asset, unless its identity is known.
+    /// Returns whether it made a new asset.
     fn take(
         &mut self,
         ctx: &Context,
         path: &Path,
         identity: SourceIdentity,
-    ) -> Result<(), crate::db::DbError> {
+    ) -> Result<bool, crate::db::DbError> {
         if ctx.db.watch_source_known(&identity)? {
             debug!(path = %path.display(), "Already made into an asset; not taken again.");
-            return Ok(());
+            return Ok(false);
         }
         let relative = path.strip_prefix(&self.root).unwrap_or(path);
         let (settings, sidecar, problem) =
@@ -258,7 +284,7 @@ impl WatchState {
             self.pending_disposal = true;
         }
         ctx.queue_signal.notify_one();
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -383,6 +383,11 @@ impl TestDaemon {
         assert!(status.success(), "kill -{name} failed");
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon is running").id()
+    }
+
     /// Whether the daemon process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
