@@ -60,6 +60,7 @@ pub async fn open_context(config: Config) -> Result<Arc<Context>, StartError> {
     let store = Store::open(&config.storage)?;
     let fragments = Fragments::load(&config.pipelines_dir).map_err(StartError::Fragments)?;
     let config_copy = config.clone();
+    let concurrency = config.concurrency;
     let ctx = Arc::new(Context {
         worker_id: jobs::new_worker_id(),
         config,
@@ -68,13 +69,16 @@ pub async fn open_context(config: Config) -> Result<Arc<Context>, StartError> {
         fragments,
         queue_signal: tokio::sync::Notify::new(),
         reloadable: std::sync::RwLock::new(Arc::new(config_copy)),
+        worker_alive_ms: (0..concurrency)
+            .map(|_| std::sync::atomic::AtomicI64::new(jobs::now_ms()))
+            .collect(),
     });
     Ok(ctx)
 }
 
 /// Crash recovery at start-up: take back leases of dead processes on this
-/// host, finish source disposals a crash interrupted, and clear the spool of
-/// jobs that no longer run.
+/// host, finish source disposals a crash interrupted, remove uploads it cut
+/// short, and clear the spool of jobs that no longer run.
 pub async fn recover(ctx: &Arc<Context>) -> Result<(), StartError> {
     let db = ctx.db.clone();
     let own = ctx.worker_id.clone();
@@ -90,6 +94,10 @@ pub async fn recover(ctx: &Arc<Context>) -> Result<(), StartError> {
         );
     }
     jobs::dispose::dispose_pending(ctx).await;
+    let staging = ctx.store.remove_interrupted_uploads();
+    if staging > 0 {
+        info!(files = staging, "Removed uploads a crash interrupted.");
+    }
     if let Ok(entries) = std::fs::read_dir(&ctx.config.spool_dir) {
         for entry in entries.flatten() {
             let asset_id = entry.file_name().to_string_lossy().into_owned();
@@ -143,10 +151,20 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
     info!(workers = ctx.config.concurrency, "reeld is running.");
     crate::systemd::notify("READY=1");
     let watchdog = crate::systemd::watchdog_interval().map(|every| {
+        let ctx = ctx.clone();
         tokio::spawn(async move {
+            // Fed only while every worker shows life (a worker turns its loop
+            // at least every 2 s, and renews a running job's lease every 5 s):
+            // a stuck worker stops the pings and systemd restarts reeld.
+            let window = (every * 2).max(jobs::HEARTBEAT_INTERVAL * 3);
             loop {
                 tokio::time::sleep(every).await;
-                crate::systemd::notify("WATCHDOG=1");
+                let silent = ctx.silent_workers(window);
+                if silent.is_empty() {
+                    crate::systemd::notify("WATCHDOG=1");
+                } else {
+                    warn!(workers = ?silent, "Workers show no sign of life; not feeding the systemd watchdog.");
+                }
             }
         })
     });

@@ -71,6 +71,10 @@ pub struct Context {
     /// The config as last (re)loaded: its defaults and profiles apply to new
     /// files (SIGHUP replaces it; everything else reads `config`).
     pub reloadable: std::sync::RwLock<Arc<Config>>,
+    /// Per worker: Unix ms of its last sign of life (a turn of its loop, or a
+    /// renewed lease while it runs a job). systemd's watchdog is fed only
+    /// while every worker shows life.
+    pub worker_alive_ms: Vec<std::sync::atomic::AtomicI64>,
 }
 
 impl Context {
@@ -84,6 +88,24 @@ impl Context {
     /// Replaces the defaults and profiles new files get.
     pub fn reload_settings(&self, config: Config) {
         *self.reloadable.write().expect("config lock") = Arc::new(config);
+    }
+
+    /// Records a sign of life of worker `index`.
+    pub fn worker_alive(&self, index: usize) {
+        if let Some(slot) = self.worker_alive_ms.get(index) {
+            slot.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The workers that showed no life within `window`.
+    pub fn silent_workers(&self, window: Duration) -> Vec<usize> {
+        let since = now_ms() - window.as_millis() as i64;
+        self.worker_alive_ms
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.load(std::sync::atomic::Ordering::Relaxed) < since)
+            .map(|(i, _)| i)
+            .collect()
     }
 }
 
@@ -137,6 +159,7 @@ pub async fn worker_loop(
 ) {
     info!(worker = index, "Worker started.");
     while !stop_taking.is_cancelled() {
+        ctx.worker_alive(index);
         let claimed = {
             let db = ctx.db.clone();
             let worker_id = ctx.worker_id.clone();
@@ -148,7 +171,7 @@ pub async fn worker_loop(
         };
         match claimed {
             Ok(Some(job)) => {
-                run_claimed(&ctx, job, stop_running.child_token(), None).await;
+                run_claimed(&ctx, job, stop_running.child_token(), None, Some(index)).await;
             }
             Ok(None) => {
                 tokio::select! {
@@ -186,10 +209,11 @@ pub async fn run_claimed(
     job: Job,
     cancel: CancellationToken,
     progress: Option<ProgressFn>,
+    worker: Option<usize>,
 ) -> Finished {
     let span = info_span!("job", job.id = job.id, asset.id = %job.asset_id, attempt = job.attempts);
     async move {
-        let heartbeat = spawn_heartbeat(ctx.clone(), job.id, cancel.clone());
+        let heartbeat = spawn_heartbeat(ctx.clone(), job.id, cancel.clone(), worker);
         let outcome = transcode::run(ctx, &job, &cancel, progress).await;
         heartbeat.abort();
         let finished = transcode::record_outcome(ctx, &job, outcome).await;
@@ -210,16 +234,22 @@ fn spawn_heartbeat(
     ctx: Arc<Context>,
     job_id: i64,
     cancel: CancellationToken,
+    worker: Option<usize>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(HEARTBEAT_INTERVAL).await;
             let db = ctx.db.clone();
-            let worker = ctx.worker_id.clone();
+            let worker_id = ctx.worker_id.clone();
             let renewed =
-                tokio::task::spawn_blocking(move || db.heartbeat(job_id, &worker, now_ms())).await;
+                tokio::task::spawn_blocking(move || db.heartbeat(job_id, &worker_id, now_ms()))
+                    .await;
             match renewed {
-                Ok(Ok(true)) => {}
+                Ok(Ok(true)) => {
+                    if let Some(index) = worker {
+                        ctx.worker_alive(index);
+                    }
+                }
                 Ok(Ok(false)) => {
                     warn!(
                         job.id = job_id,

@@ -209,6 +209,32 @@ impl Store {
         Ok(total)
     }
 
+    /// Deletes the staging files of uploads a crash interrupted (a local
+    /// store writes `KEY#N` and renames it into place when complete; reeld's
+    /// keys never contain `#`). Returns how many there were. On S3 an
+    /// interrupted multipart upload is invisible and costs only storage until
+    /// the bucket's AbortIncompleteMultipartUpload rule removes it.
+    pub fn remove_interrupted_uploads(&self) -> usize {
+        let Some(root) = &self.local_root else {
+            return 0;
+        };
+        let mut removed = 0;
+        let mut stack = vec![root.join("assets")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if entry.file_name().to_string_lossy().contains('#')
+                    && std::fs::remove_file(&path).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// The root folder of a local store; `None` for S3.
     pub fn local_root(&self) -> Option<&Path> {
         self.local_root.as_deref()
@@ -270,6 +296,22 @@ mod tests {
             asset_key("abc", "720p.mp4").to_string(),
             "assets/abc/720p.mp4"
         );
+    }
+
+    #[test]
+    fn interrupted_local_uploads_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StorageConfig::Local {
+            root: dir.path().join("store"),
+        })
+        .unwrap();
+        let folder = dir.path().join("store/assets/a1");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("master.mp4"), b"done").unwrap();
+        std::fs::write(folder.join("720p.mp4#3"), b"half").unwrap();
+        assert_eq!(store.remove_interrupted_uploads(), 1);
+        assert!(folder.join("master.mp4").exists());
+        assert!(!folder.join("720p.mp4#3").exists());
     }
 
     #[tokio::test]

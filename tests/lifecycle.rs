@@ -146,3 +146,38 @@ fn sighup_reloads_defaults_and_profiles_and_names_what_needs_a_restart() {
         "an existing asset keeps its settings"
     );
 }
+
+#[test]
+fn systemd_hears_ready_watchdog_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let env = TestEnv::new(&[]);
+    let socket_path = env.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut daemon = env.start_daemon_with_env(&[
+        ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+        // 1 s: reeld pings every 0.5 s while its workers show life.
+        ("WATCHDOG_USEC", "1000000"),
+    ]);
+    let mut heard = Vec::new();
+    let receive_until = |want: &str, heard: &mut Vec<String>| {
+        let mut buf = [0u8; 256];
+        while !heard.iter().any(|m| m.contains(want)) {
+            let n = socket
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no {want}: {heard:?} {e}"));
+            heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    };
+    receive_until("READY=1", &mut heard);
+    receive_until("WATCHDOG=1", &mut heard);
+    daemon.signal("HUP");
+    receive_until("RELOADING=1", &mut heard);
+    daemon.signal("TERM");
+    receive_until("STOPPING=1", &mut heard);
+    assert!(daemon.wait().success());
+    let watchdog_pings = heard.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(watchdog_pings >= 1, "{heard:?}");
+}

@@ -96,6 +96,12 @@ fn move_on_success_moves_the_source_only_after_the_master_is_stored() {
     }
     assert!(env.data("done/clip.mp4").exists());
     assert!(!watch.join("clip.mp4").exists());
+
+    // Moved back into the watch folder (same file, same inode and mtime): it
+    // was one drop, and stays one asset.
+    std::fs::rename(env.data("done/clip.mp4"), watch.join("back.mp4")).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(env.assets().len(), 1, "a file moved back is not a new drop");
 }
 
 #[test]

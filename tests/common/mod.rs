@@ -287,6 +287,11 @@ impl TestEnv {
 
     /// Starts `reeld run`.
     pub fn start_daemon(&self) -> TestDaemon {
+        self.start_daemon_with_env(&[])
+    }
+
+    /// Starts `reeld run` with extra environment variables.
+    pub fn start_daemon_with_env(&self, vars: &[(&str, &str)]) -> TestDaemon {
         let log = std::fs::File::create(self.dir.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -300,6 +305,7 @@ impl TestEnv {
             .arg(&self.config)
             .arg("run")
             .env("RUST_LOG", "reeld=debug")
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
