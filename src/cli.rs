@@ -214,10 +214,7 @@ fn probe(file: &Path, tier: MaxResolutionTier) -> ExitCode {
             };
             report["non_standard_input_reasons"] =
                 serde_json::to_value(&reasons).expect("reasons serialize");
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).expect("report serializes")
-            );
+            print_line(&serde_json::to_string_pretty(&report).expect("report serializes"));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -452,7 +449,14 @@ fn report(ctx: &Context, asset_id: &str, what: &str, finished: Finished) -> Exit
 /// Prints `{"data": value}` on one line, fields in Mux's order.
 fn print_data<T: serde::Serialize>(value: &T) {
     let json = serde_json::to_string(&Data { data: value }).expect("assets serialize");
-    println!("{json}");
+    print_line(&json);
+}
+
+/// Writes a line to stdout. A reader that went away (`reeld assets list |
+/// head`) is not an error worth a panic.
+fn print_line(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 fn claimed_job(id: i64, kind: JobKind, asset_id: &str, max_attempts: u32) -> Job {
