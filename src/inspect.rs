@@ -291,20 +291,8 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
 }
 
 fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError> {
-    let fail = |e: &dyn std::fmt::Display| InspectError::Pipeline(e.to_string());
-    crate::pipeline::init_gstreamer().map_err(|e| fail(&e))?;
-    let pipeline = gst::Pipeline::with_name("reeld-inspect");
-    let filesrc = gst::ElementFactory::make("filesrc")
-        .property("location", path.to_string_lossy().as_ref())
-        .build()
-        .map_err(|e| fail(&e))?;
-    let parsebin = gst::ElementFactory::make("parsebin")
-        .build()
-        .map_err(|e| fail(&e))?;
-    pipeline
-        .add_many([&filesrc, &parsebin])
-        .map_err(|e| fail(&e))?;
-    filesrc.link(&parsebin).map_err(|e| fail(&e))?;
+    let (pipeline, parsebin) =
+        crate::pipeline::file_pass("reeld-inspect", path, "parsebin").map_err(pass_error)?;
 
     let meter = Arc::new(Mutex::new(GopMeter::default()));
     let video_taken = Arc::new(Mutex::new(false));
@@ -404,12 +392,16 @@ fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError>
         });
     }
 
-    crate::pipeline::run_pass(&pipeline, &last_packet, STALL_LIMIT).map_err(|e| match e {
-        crate::pipeline::PassError::Failed(message) => InspectError::Pipeline(message),
-        crate::pipeline::PassError::Stalled => InspectError::Stalled,
-    })?;
+    crate::pipeline::run_pass(&pipeline, &last_packet, STALL_LIMIT).map_err(pass_error)?;
     let meter = std::mem::take(&mut *meter.lock().expect("meter lock"));
     Ok(meter.finish())
+}
+
+fn pass_error(e: crate::pipeline::PassError) -> InspectError {
+    match e {
+        crate::pipeline::PassError::Failed(message) => InspectError::Pipeline(message),
+        crate::pipeline::PassError::Stalled => InspectError::Stalled,
+    }
 }
 
 #[cfg(test)]

@@ -76,8 +76,6 @@ pub enum LoudnessError {
 /// Meters the first audio stream of `path`, converted to `channels` (1 or 2)
 /// at 48 kHz as the outputs will be.
 pub fn measure(path: &Path, channels: u32) -> Result<Loudness, LoudnessError> {
-    let fail = |e: &dyn std::fmt::Display| LoudnessError::Pipeline(e.to_string());
-    crate::pipeline::init_gstreamer().map_err(|e| fail(&e))?;
     let meter = ebur128::EbuR128::new(
         channels,
         RATE as u32,
@@ -88,18 +86,8 @@ pub fn measure(path: &Path, channels: u32) -> Result<Loudness, LoudnessError> {
     let meter_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let last_buffer = Arc::new(Mutex::new(Instant::now()));
 
-    let pipeline = gst::Pipeline::with_name("reeld-loudness");
-    let filesrc = gst::ElementFactory::make("filesrc")
-        .property("location", path.to_string_lossy().as_ref())
-        .build()
-        .map_err(|e| fail(&e))?;
-    let decodebin = gst::ElementFactory::make("decodebin")
-        .build()
-        .map_err(|e| fail(&e))?;
-    pipeline
-        .add_many([&filesrc, &decodebin])
-        .map_err(|e| fail(&e))?;
-    filesrc.link(&decodebin).map_err(|e| fail(&e))?;
+    let (pipeline, decodebin) =
+        crate::pipeline::file_pass("reeld-loudness", path, "decodebin").map_err(pass_error)?;
 
     let taken = Arc::new(Mutex::new(false));
     {
@@ -183,10 +171,7 @@ pub fn measure(path: &Path, channels: u32) -> Result<Loudness, LoudnessError> {
         });
     }
 
-    crate::pipeline::run_pass(&pipeline, &last_buffer, STALL_LIMIT).map_err(|e| match e {
-        crate::pipeline::PassError::Failed(message) => LoudnessError::Pipeline(message),
-        crate::pipeline::PassError::Stalled => LoudnessError::Stalled,
-    })?;
+    crate::pipeline::run_pass(&pipeline, &last_buffer, STALL_LIMIT).map_err(pass_error)?;
     if let Some(e) = meter_error.lock().expect("lock").take() {
         return Err(LoudnessError::Meter(e));
     }
@@ -206,6 +191,13 @@ pub fn measure(path: &Path, channels: u32) -> Result<Loudness, LoudnessError> {
         integrated_lufs,
         true_peak_dbtp: 20.0 * peak.log10(),
     })
+}
+
+fn pass_error(e: crate::pipeline::PassError) -> LoudnessError {
+    match e {
+        crate::pipeline::PassError::Failed(message) => LoudnessError::Pipeline(message),
+        crate::pipeline::PassError::Stalled => LoudnessError::Stalled,
+    }
 }
 
 #[cfg(test)]

@@ -133,6 +133,31 @@ pub enum PassError {
     Stalled,
 }
 
+/// A measuring pass's start: `filesrc location=PATH ! FACTORY` (`parsebin`
+/// or `decodebin`) in a new pipeline. Returns the pipeline and the element
+/// whose pads the caller links as they appear.
+pub fn file_pass(
+    name: &str,
+    path: &Path,
+    factory: &str,
+) -> Result<(gst::Pipeline, gst::Element), PassError> {
+    let fail = |e: &dyn std::fmt::Display| PassError::Failed(e.to_string());
+    init_gstreamer().map_err(|e| fail(&e))?;
+    let pipeline = gst::Pipeline::with_name(name);
+    let filesrc = gst::ElementFactory::make("filesrc")
+        .property("location", path.to_string_lossy().as_ref())
+        .build()
+        .map_err(|e| fail(&e))?;
+    let demux = gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| fail(&e))?;
+    pipeline
+        .add_many([&filesrc, &demux])
+        .map_err(|e| fail(&e))?;
+    filesrc.link(&demux).map_err(|e| fail(&e))?;
+    Ok((pipeline, demux))
+}
+
 /// Plays a measuring pass to EOS and sets it to `Null` however it ends. Its
 /// probes stamp `last_activity` as data flows; a pass whose stamp grows older
 /// than `stall_limit` is stopped.

@@ -27,14 +27,13 @@ fn wait_until_transcoding(env: &TestEnv) {
     });
 }
 
-#[test]
-fn sigterm_lets_a_running_job_finish_within_the_grace_period() {
+/// Starts a premium 1080p encode with `grace` seconds of shutdown grace,
+/// sends SIGTERM once it is under way, and waits for a clean exit.
+fn sigterm_mid_transcode(grace: &str) -> (TestEnv, std::path::PathBuf) {
+    let grace = format!("shutdown_grace_seconds = {grace}");
     let env = TestEnv::new(&[
         ("video_quality = \"plus\"", "video_quality = \"premium\""),
-        (
-            "shutdown_grace_seconds = 30",
-            "shutdown_grace_seconds = 600",
-        ),
+        ("shutdown_grace_seconds = 30", &grace),
     ]);
     let src = long_clip(&env);
     let mut daemon = env.start_daemon();
@@ -43,6 +42,12 @@ fn sigterm_lets_a_running_job_finish_within_the_grace_period() {
     daemon.signal("TERM");
     let status = daemon.wait();
     assert!(status.success(), "exit status {status:?}");
+    (env, src)
+}
+
+#[test]
+fn sigterm_lets_a_running_job_finish_within_the_grace_period() {
+    let (env, _) = sigterm_mid_transcode("600");
     let assets = env.assets();
     assert_eq!(assets.len(), 1);
     assert_eq!(
@@ -55,20 +60,7 @@ fn sigterm_lets_a_running_job_finish_within_the_grace_period() {
 
 #[test]
 fn sigterm_past_the_grace_period_requeues_the_job_and_it_finishes_after_restart() {
-    let env = TestEnv::new(&[
-        ("video_quality = \"plus\"", "video_quality = \"premium\""),
-        (
-            "shutdown_grace_seconds = 30",
-            "shutdown_grace_seconds = 0.5",
-        ),
-    ]);
-    let src = long_clip(&env);
-    let mut daemon = env.start_daemon();
-    std::fs::copy(&src, env.watch_dir().join("long.mkv")).unwrap();
-    wait_until_transcoding(&env);
-    daemon.signal("TERM");
-    let status = daemon.wait();
-    assert!(status.success(), "exit status {status:?}");
+    let (env, src) = sigterm_mid_transcode("0.5");
     let assets = env.assets();
     assert_eq!(
         assets[0]["status"], "preparing",
