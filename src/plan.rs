@@ -696,30 +696,11 @@ mod tests {
     }
 
     fn video(width: u32, height: u32) -> VideoStream {
-        VideoStream {
-            codec: "h264".into(),
-            width,
-            height,
-            par: (1, 1),
-            frame_rate: (30, 1),
-            rotation: 0,
-            flipped: false,
-            interlaced: false,
-            bit_depth: Some(8),
-            chroma_format: Some("4:2:0".into()),
-            profile: Some("high".into()),
-            bitrate: None,
-        }
+        VideoStream::h264_for_tests(width, height)
     }
 
     fn stereo() -> AudioStream {
-        AudioStream {
-            codec: "aac".into(),
-            channels: 2,
-            sample_rate: 48_000,
-            bitrate: None,
-            language: None,
-        }
+        AudioStream::aac_stereo_for_tests()
     }
 
     fn info(video: Vec<VideoStream>, audio: Vec<AudioStream>) -> MediaInfo {

@@ -132,6 +132,42 @@ pub struct AudioStream {
     pub language: Option<String>,
 }
 
+#[cfg(test)]
+impl VideoStream {
+    /// A progressive 30 fps H.264 High 8-bit 4:2:0 stream, square pixels
+    /// (test fixtures change what they need).
+    pub fn h264_for_tests(width: u32, height: u32) -> VideoStream {
+        VideoStream {
+            codec: "h264".into(),
+            width,
+            height,
+            par: (1, 1),
+            frame_rate: (30, 1),
+            rotation: 0,
+            flipped: false,
+            interlaced: false,
+            bit_depth: Some(8),
+            chroma_format: Some("4:2:0".into()),
+            profile: Some("high".into()),
+            bitrate: None,
+        }
+    }
+}
+
+#[cfg(test)]
+impl AudioStream {
+    /// Stereo 48 kHz AAC (test fixtures change what they need).
+    pub fn aac_stereo_for_tests() -> AudioStream {
+        AudioStream {
+            codec: "aac".into(),
+            channels: 2,
+            sample_rate: 48_000,
+            bitrate: None,
+            language: None,
+        }
+    }
+}
+
 /// What probing found in a source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MediaInfo {
