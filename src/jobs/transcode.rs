@@ -15,8 +15,8 @@ use tracing::{info, warn};
 
 use super::{Context, Finished, ProgressFn, backoff, now_ms};
 use crate::asset::{
-    AssetErrors, MediaSummary, ProgressState, RenditionStatus, ResolutionTier, Track, TrackKind,
-    aspect_ratio, new_asset_id,
+    AssetErrors, AssetSettings, MediaSummary, ProgressState, RenditionStatus, ResolutionTier,
+    Track, TrackKind, aspect_ratio, new_asset_id,
 };
 use crate::db::{Job, JobKind, MAX_CRASHES, RenditionRow};
 use crate::inspect::{self, InspectError, Inspection};
@@ -167,53 +167,15 @@ async fn run_steps(
     };
     let mut plan = plan::plan_asset(&info, &settings, scope)
         .map_err(|e| JobOutcome::InvalidInput(sentence(&e.to_string())))?;
-    let mut reasons = None;
-    if job.kind == JobKind::Transcode {
-        let inspection = inspect_blocking(source.clone()).await;
-        if let Err(e) = &inspection {
-            warn!(error = %e, "Cannot measure the source's streams; it counts as non-standard.");
-        }
-        let inspection = inspection.ok();
-        let found = standard::reasons(&info, inspection.as_ref(), settings.max_resolution_tier);
-        let measured = inspection.as_ref().and_then(|i| i.video.as_ref());
-        let variable = measured.is_some_and(|m| m.variable_frame_rate);
-        // Mux counts a variable frame rate as standard, but a copy would keep
-        // it: such a source is encoded at a steady rate instead.
-        plan::copy_streams(&mut plan, &info, &settings, found.is_empty() && !variable);
-        if let Some(fps) = measured
-            .filter(|m| m.variable_frame_rate)
-            .and_then(|m| m.typical_frame_rate)
-        {
-            info!(
-                fps,
-                "The source has a variable frame rate; the output is made steady."
-            );
-            plan::steady_frame_rate(&mut plan, fps);
-        }
-        let deferred = plan.defer_encoded_outputs();
-        if found.is_empty() {
-            info!(remux = plan.copies(), deferred = ?deferred, "The source is a standard input.");
-        } else {
-            info!(reasons = ?found, "The source is not a standard input.");
-        }
-        reasons = Some(found).filter(|r| !r.is_empty());
-    }
+    // Renditions added later come from the stored master, already assessed.
+    let reasons = match job.kind {
+        JobKind::Transcode => assess_source(&source, &info, &settings, &mut plan).await,
+        JobKind::Renditions => None,
+    };
     if settings.normalize_audio
         && let Some(target) = plan.audio_encodes.first()
     {
-        let (path, channels) = (source.clone(), target.channels);
-        let measured = tokio::task::spawn_blocking(move || loudness::measure(&path, channels))
-            .await
-            .expect("loudness task does not panic")
-            .map_err(|e| JobOutcome::InvalidInput(sentence(&e.to_string())))?;
-        let gain = measured.normalizing_gain_db();
-        info!(
-            lufs = measured.integrated_lufs,
-            true_peak = measured.true_peak_dbtp,
-            gain_db = gain,
-            "Audio measured for normalisation."
-        );
-        plan.audio_gain_db = Some(gain);
+        plan.audio_gain_db = Some(normalizing_gain(&source, target.channels).await?);
     }
     let mut files: Vec<RenditionRow> = plan.renditions.iter().map(planned_row).collect();
     if !files.is_empty() {
@@ -324,6 +286,65 @@ async fn probe_blocking(path: PathBuf) -> Result<MediaInfo, ProbeError> {
     tokio::task::spawn_blocking(move || probe::probe_file(&path))
         .await
         .expect("probe task does not panic")
+}
+
+/// Measures the source's streams and judges them by Mux's standard-input
+/// rules; then decides the fast path (a copy, with the encoded files left to
+/// a renditions job) and a steady frame rate for a variable-rate source.
+/// Returns the asset's `non_standard_input_reasons`, `None` when standard.
+async fn assess_source(
+    source: &Path,
+    info: &MediaInfo,
+    settings: &AssetSettings,
+    plan: &mut Plan,
+) -> Option<standard::Reasons> {
+    let inspection = inspect_blocking(source.to_owned()).await;
+    if let Err(e) = &inspection {
+        warn!(error = %e, "Cannot measure the source's streams; it counts as non-standard.");
+    }
+    let inspection = inspection.ok();
+    let found = standard::reasons(info, inspection.as_ref(), settings.max_resolution_tier);
+    let measured = inspection.as_ref().and_then(|i| i.video.as_ref());
+    let variable = measured.is_some_and(|m| m.variable_frame_rate);
+    // Mux counts a variable frame rate as standard, but a copy would keep
+    // it: such a source is encoded at a steady rate instead.
+    plan::copy_streams(plan, info, settings, found.is_empty() && !variable);
+    if let Some(fps) = measured
+        .filter(|m| m.variable_frame_rate)
+        .and_then(|m| m.typical_frame_rate)
+    {
+        info!(
+            fps,
+            "The source has a variable frame rate; the output is made steady."
+        );
+        plan::steady_frame_rate(plan, fps);
+    }
+    let deferred = plan.defer_encoded_outputs();
+    if found.is_empty() {
+        info!(remux = plan.copies(), deferred = ?deferred, "The source is a standard input.");
+        None
+    } else {
+        info!(reasons = ?found, "The source is not a standard input.");
+        Some(found)
+    }
+}
+
+/// `normalize_audio`: the gain (dB) that brings the source's primary audio,
+/// as it will be encoded, to the loudness target.
+async fn normalizing_gain(source: &Path, channels: u32) -> Result<f64, JobOutcome> {
+    let path = source.to_owned();
+    let measured = tokio::task::spawn_blocking(move || loudness::measure(&path, channels))
+        .await
+        .expect("loudness task does not panic")
+        .map_err(|e| JobOutcome::InvalidInput(sentence(&e.to_string())))?;
+    let gain = measured.normalizing_gain_db();
+    info!(
+        lufs = measured.integrated_lufs,
+        true_peak = measured.true_peak_dbtp,
+        gain_db = gain,
+        "Audio measured for normalisation."
+    );
+    Ok(gain)
 }
 
 async fn inspect_blocking(path: PathBuf) -> Result<Inspection, InspectError> {
