@@ -305,18 +305,8 @@ fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError>
             let Some(pipeline) = pipeline_weak.upgrade() else {
                 return;
             };
-            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-            let name = caps
-                .structure(0)
-                .map(|s| s.name().to_string())
-                .unwrap_or_default();
-            // No preroll: one streaming thread feeds every sink, and a sink
-            // waiting in PAUSED for its first buffer would hold it forever.
-            let Ok(sink) = gst::ElementFactory::make("fakesink")
-                .property("sync", false)
-                .property("async", false)
-                .build()
-            else {
+            let name = crate::pipeline::pad_caps_name(pad);
+            let Ok(sink) = crate::pipeline::drain_sink() else {
                 return;
             };
             if pipeline.add(&sink).is_err() {
@@ -325,7 +315,7 @@ fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError>
             let _ = sink.sync_state_with_parent();
             let sinkpad = sink.static_pad("sink").expect("fakesink has a sink pad");
             let mut first_video = false;
-            if name.starts_with("video/") {
+            if crate::pipeline::media_kind(&name) == "video" {
                 let mut taken = video_taken.lock().expect("video lock");
                 first_video = !*taken;
                 *taken = true;

@@ -99,20 +99,13 @@ pub fn measure(path: &Path, channels: u32) -> Result<Loudness, LoudnessError> {
             let Some(pipeline) = pipeline_weak.upgrade() else {
                 return;
             };
-            let is_audio = pad
-                .current_caps()
-                .unwrap_or_else(|| pad.query_caps(None))
-                .structure(0)
-                .is_some_and(|s| s.name().starts_with("audio/"));
+            let is_audio =
+                crate::pipeline::media_kind(&crate::pipeline::pad_caps_name(pad)) == "audio";
             let first_audio =
                 is_audio && !std::mem::replace(&mut *taken.lock().expect("lock"), true);
-            // Everything drains into a sink that needs no preroll: one
-            // demuxer thread feeds them all.
-            let Ok(sink) = gst::ElementFactory::make("fakesink")
-                .property("sync", false)
-                .property("async", false)
-                .build()
-            else {
+            // The first audio stream is metered before its sink; every
+            // stream ends in one.
+            let Ok(sink) = crate::pipeline::drain_sink() else {
                 return;
             };
             let mut chain = Vec::new();

@@ -221,6 +221,48 @@ struct Entry {
     linked: bool,
 }
 
+impl Entry {
+    /// Streams of `kind` enter at the sink pad of `queue`.
+    fn at(kind: &'static str, queue: &gst::Element) -> Entry {
+        Entry {
+            kind,
+            sink: queue.static_pad("sink").expect("queue has a sink pad"),
+            linked: false,
+        }
+    }
+}
+
+/// The media type of a demuxer's or decoder's new pad (`video/x-h264`,
+/// `audio/x-raw`, …), from its caps or, before they are set, its query.
+pub fn pad_caps_name(pad: &gst::Pad) -> String {
+    pad.current_caps()
+        .unwrap_or_else(|| pad.query_caps(None))
+        .structure(0)
+        .map(|s| s.name().to_string())
+        .unwrap_or_default()
+}
+
+/// `video`, `audio` or `other`, from a media type.
+pub fn media_kind(caps_name: &str) -> &'static str {
+    if caps_name.starts_with("video/") {
+        "video"
+    } else if caps_name.starts_with("audio/") {
+        "audio"
+    } else {
+        "other"
+    }
+}
+
+/// A sink that swallows a stream nothing uses. It does not preroll: one
+/// demuxer thread feeds every stream, and a sink waiting in PAUSED for its
+/// first buffer would hold that thread, and so every other stream, forever.
+pub fn drain_sink() -> Result<gst::Element, gst::glib::BoolError> {
+    gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+}
+
 /// Transcodes `source` into every output of `plan`, each written to
 /// `spool_dir/NAME`, from one decode. Reports progress (0–100) as it goes.
 pub fn transcode(
@@ -449,20 +491,7 @@ fn connect_decoder(
             let Some(pipeline) = pipeline_weak.upgrade() else {
                 return;
             };
-            let kind = pad
-                .current_caps()
-                .or_else(|| Some(pad.query_caps(None)))
-                .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
-                .map(|name| {
-                    if name.starts_with("video/") {
-                        "video"
-                    } else if name.starts_with("audio/") {
-                        "audio"
-                    } else {
-                        "other"
-                    }
-                })
-                .unwrap_or("other");
+            let kind = media_kind(&pad_caps_name(pad));
             let mut entries = entries.lock().expect("entry lock");
             if let Some(entry) = entries.iter_mut().find(|b| b.kind == kind && !b.linked)
                 && pad.link(&entry.sink).is_ok()
@@ -470,10 +499,7 @@ fn connect_decoder(
                 entry.linked = true;
                 return;
             }
-            if let Ok(sink) = gst::ElementFactory::make("fakesink")
-                .property("sync", false)
-                .property("async", false)
-                .build()
+            if let Ok(sink) = drain_sink()
                 && pipeline.add(&sink).is_ok()
             {
                 let _ = sink.sync_state_with_parent();
@@ -573,15 +599,7 @@ fn build_copy(
     let tee = make("tee")?;
     add_and_link(pipeline, &[entry.clone(), filter.clone(), tee.clone()])?;
     let position = track_position(&filter.static_pad("src").expect("capsfilter has a src pad"));
-    Ok((
-        Entry {
-            kind,
-            sink: entry.static_pad("sink").expect("queue has a sink pad"),
-            linked: false,
-        },
-        tee,
-        position,
-    ))
+    Ok((Entry::at(kind, &entry), tee, position))
 }
 
 /// Decoded video → upright, deinterlaced, frame-rate capped → a tee that
@@ -627,14 +645,7 @@ fn build_video_front(
     let tee = make("tee")?;
     chain.push(tee.clone());
     add_and_link(pipeline, &chain)?;
-    Ok((
-        Entry {
-            kind: "video",
-            sink: entry.static_pad("sink").expect("queue has a sink pad"),
-            linked: false,
-        },
-        tee,
-    ))
+    Ok((Entry::at("video", &entry), tee))
 }
 
 /// One scale + encode from a raw video tee (the decoded picture, or a larger
@@ -730,14 +741,7 @@ fn build_audio_front(
     }
     chain.push(tee.clone());
     add_and_link(pipeline, &chain)?;
-    Ok((
-        Entry {
-            kind: "audio",
-            sink: entry.static_pad("sink").expect("queue has a sink pad"),
-            linked: false,
-        },
-        tee,
-    ))
+    Ok((Entry::at("audio", &entry), tee))
 }
 
 /// One AAC encode from the raw audio tee into a tee of encoded audio.
