@@ -44,6 +44,13 @@ fn ready(env: &TestEnv, path: &Path, settings: Option<&str>) -> Value {
     asset
 }
 
+/// What is left in the spool folder (files or folders).
+fn spool_entries(env: &TestEnv) -> Vec<PathBuf> {
+    std::fs::read_dir(env.data("spool"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
 /// Asserts the asset's `non_standard_input_reasons` are exactly `expected`.
 fn assert_reasons(asset: &Value, expected: &[(&str, &str)]) {
     let got = &asset["non_standard_input_reasons"];
@@ -656,9 +663,7 @@ fn a_still_image_is_errored_as_invalid_input() {
         message.contains("still image"),
         "message names the cause: {message} / {err}"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(env.data("spool"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let leftovers = spool_entries(&env);
     assert!(leftovers.is_empty(), "no temp files left: {leftovers:?}");
 }
 
@@ -701,8 +706,6 @@ fn a_pipeline_that_stops_making_progress_is_ended_by_the_watchdog() {
         message.contains("no progress for 2 s"),
         "the message names the stall: {message}"
     );
-    let spool: Vec<_> = std::fs::read_dir(env.data("spool"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(spool.is_empty(), "no temp files left: {spool:?}");
+    let leftovers = spool_entries(&env);
+    assert!(leftovers.is_empty(), "no temp files left: {leftovers:?}");
 }

@@ -11,22 +11,6 @@ use common::*;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A clip that keeps a premium (x264 "slow") 1080p encode busy for a while,
-/// in Matroska so that it is encoded, not remuxed.
-fn long_clip(env: &TestEnv) -> std::path::PathBuf {
-    let mp4 = env.dir.path().join("long.mp4");
-    make_clip(&mp4, ClipSpec::av(1920, 1080, 8));
-    to_matroska(&mp4)
-}
-
-fn wait_until_transcoding(env: &TestEnv) {
-    env.wait_for_assets(TIMEOUT, "the transcode to be under way", |a| {
-        a.len() == 1
-            && a[0]["progress"]["state"] == "transcoding"
-            && a[0]["progress"]["progress"].as_f64().unwrap_or(0.0) > 0.0
-    });
-}
-
 /// Starts a premium 1080p encode with `grace` seconds of shutdown grace,
 /// sends SIGTERM once it is under way, and waits for a clean exit.
 fn sigterm_mid_transcode(grace: &str) -> (TestEnv, std::path::PathBuf) {
@@ -38,7 +22,7 @@ fn sigterm_mid_transcode(grace: &str) -> (TestEnv, std::path::PathBuf) {
     let src = long_clip(&env);
     let mut daemon = env.start_daemon();
     std::fs::copy(&src, env.watch_dir().join("long.mkv")).unwrap();
-    wait_until_transcoding(&env);
+    env.wait_until_transcoding(TIMEOUT);
     daemon.signal("TERM");
     let status = daemon.wait();
     assert!(status.success(), "exit status {status:?}");

@@ -145,21 +145,12 @@ fn a_file_written_slowly_is_taken_once_and_complete() {
 
 #[test]
 fn a_daemon_killed_mid_transcode_finishes_after_restart_with_one_asset() {
-    // Premium (x264 "slow") keeps the pipeline busy long enough to be killed in it.
     let env = TestEnv::new(&[("video_quality = \"plus\"", "video_quality = \"premium\"")]);
     let watch = env.watch_dir();
-    let mp4 = env.dir.path().join("long.mp4");
-    make_clip(&mp4, ClipSpec::av(1920, 1080, 8));
-    // Matroska: encoded, not remuxed (a remux is done before it can be killed).
-    let src = to_matroska(&mp4);
+    let src = long_clip(&env);
     let mut daemon = env.start_daemon();
     std::fs::copy(&src, watch.join("long.mkv")).unwrap();
-
-    env.wait_for_assets(READY_TIMEOUT, "the transcode to be under way", |a| {
-        a.len() == 1
-            && a[0]["progress"]["state"] == "transcoding"
-            && a[0]["progress"]["progress"].as_f64().unwrap_or(0.0) > 0.0
-    });
+    env.wait_until_transcoding(READY_TIMEOUT);
     daemon.kill9();
     let assets = env.assets();
     assert_eq!(

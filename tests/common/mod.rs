@@ -93,6 +93,37 @@ pub fn to_matroska(mp4: &Path) -> PathBuf {
     mkv
 }
 
+/// An 8 s 1080p clip in Matroska: encoded, not remuxed, so that with
+/// `video_quality = "premium"` (x264 "slow") the pipeline is busy long enough
+/// to be killed or stopped in it.
+pub fn long_clip(env: &TestEnv) -> PathBuf {
+    let mp4 = env.dir.path().join("long.mp4");
+    make_clip(&mp4, ClipSpec::av(1920, 1080, 8));
+    to_matroska(&mp4)
+}
+
+/// Every file below `dir` (none if it does not exist), relative to it.
+pub fn files_below(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.insert(
+                    path.strip_prefix(dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    found
+}
+
 /// ffprobe's view of a file: `{"streams": [...], "format": {...}}`.
 pub fn ffprobe(path: &Path) -> Value {
     let out = Command::new("ffprobe")
@@ -334,6 +365,15 @@ impl TestEnv {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// Waits until the only asset's pipeline is under way (progress > 0).
+    pub fn wait_until_transcoding(&self, timeout: Duration) {
+        self.wait_for_assets(timeout, "the transcode to be under way", |a| {
+            a.len() == 1
+                && a[0]["progress"]["state"] == "transcoding"
+                && a[0]["progress"]["progress"].as_f64().unwrap_or(0.0) > 0.0
+        });
     }
 
     /// The daemon logs written so far.
