@@ -672,24 +672,9 @@ fn a_pipeline_that_stops_making_progress_is_ended_by_the_watchdog() {
     // An encoder fragment that holds every frame for 8 s: the pipeline makes
     // no progress for longer than the 2 s stall limit.
     let env = TestEnv::new(&[("stall_timeout_seconds = 120", "stall_timeout_seconds = 2")]);
-    let fragments = env.dir.path().join("pipelines");
-    std::fs::create_dir_all(&fragments).unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
-    for entry in std::fs::read_dir(&repo).unwrap().flatten() {
-        std::fs::copy(entry.path(), fragments.join(entry.file_name())).unwrap();
-    }
-    let plus = fragments.join("h264-plus.gst");
-    let original = std::fs::read_to_string(&plus).unwrap();
-    std::fs::write(
-        &plus,
-        original.replace("x264enc", "identity sleep-time=8000000 ! x264enc"),
-    )
-    .unwrap();
-    let config = std::fs::read_to_string(&env.config).unwrap().replace(
-        &repo.display().to_string(),
-        &fragments.display().to_string(),
-    );
-    std::fs::write(&env.config, config).unwrap();
+    env.edit_fragment("h264-plus.gst", |text| {
+        text.replace("x264enc", "identity sleep-time=8000000 ! x264enc")
+    });
 
     // Matroska: encoded, not remuxed.
     let mp4 = env.dir.path().join("stalls.mp4");

@@ -230,6 +230,18 @@ pub fn assert_master(path: &Path, width: u32, height: u32, audio: bool, source_d
     assert_faststart(path);
 }
 
+/// The value of `key` in the options x264 writes into the stream it makes
+/// (`threads`, `lookahead_threads`, …), read from an MP4 or raw H.264 file.
+pub fn x264_option(path: &Path, key: &str) -> Option<String> {
+    let bytes = std::fs::read(path).expect("encoded file is readable");
+    let start = bytes.windows(8).position(|w| w == b"options:")?;
+    let end = bytes[start..].iter().position(|&b| b == 0)? + start;
+    let options = String::from_utf8_lossy(&bytes[start..end]).into_owned();
+    options
+        .split_whitespace()
+        .find_map(|option| option.strip_prefix(&format!("{key}=")).map(str::to_owned))
+}
+
 /// A temporary installation: config, folders, and optionally a running daemon.
 pub struct TestEnv {
     /// Holds the folder for the test's lifetime.
@@ -263,6 +275,28 @@ impl TestEnv {
         let config = dir.path().join("config.toml");
         std::fs::write(&config, text).expect("config is writable");
         TestEnv { dir, config }
+    }
+
+    /// Gives this installation its own copy of the repository's
+    /// `pipelines/` and rewrites the fragment `name` (`h264-plus.gst`, …)
+    /// with `edit`.
+    pub fn edit_fragment(&self, name: &str, edit: impl FnOnce(&str) -> String) {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        let fragments = self.dir.path().join("pipelines");
+        if !fragments.exists() {
+            std::fs::create_dir_all(&fragments).unwrap();
+            for entry in std::fs::read_dir(&repo).unwrap().flatten() {
+                std::fs::copy(entry.path(), fragments.join(entry.file_name())).unwrap();
+            }
+            let config = std::fs::read_to_string(&self.config).unwrap().replace(
+                &repo.display().to_string(),
+                &fragments.display().to_string(),
+            );
+            std::fs::write(&self.config, config).unwrap();
+        }
+        let path = fragments.join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(&text)).unwrap();
     }
 
     /// A path under the data folder.
