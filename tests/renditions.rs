@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
+use reeld::pipeline::x264_threads;
 use serde_json::Value;
 
 fn ingest(env: &TestEnv, file: &Path, settings: Option<&str>) -> (bool, Value, String) {
@@ -144,6 +145,71 @@ fn a_1080p_source_gets_the_requested_ladder_from_one_decode() {
     assert_eq!(count("matroskademux"), 1, "one demuxer");
     assert_eq!(count("x264enc"), 3, "one encode per distinct size");
     assert_eq!(count("mp4mux"), 6, "master + five files");
+
+    // Each encode's x264 threads follow its share of the job's pixels
+    // (on 2 cores: 2 for 1080p, 1 each for 720p and 270p), not x264's own
+    // count for a lone encode: the numbers x264 wrote into each stream.
+    let job_pixels = 1920 * 1080 + 1280 * 720 + 480 * 270;
+    for (name, pixels) in [
+        ("highest.mp4", 1920 * 1080),
+        ("720p.mp4", 1280 * 720),
+        ("270p.mp4", 480 * 270),
+    ] {
+        let expected = x264_threads(cores(), pixels, job_pixels).to_string();
+        let path = stored(&env, asset, name);
+        assert_eq!(
+            x264_option(&path, "threads").as_deref(),
+            Some(expected.as_str()),
+            "{name}"
+        );
+    }
+    let master = env.master_path(asset["id"].as_str().unwrap());
+    assert_eq!(
+        x264_option(&master, "threads"),
+        x264_option(&stored(&env, asset, "highest.mp4"), "threads"),
+        "the master shares the 1080p encode"
+    );
+}
+
+/// The cores one job has: the machine's, with the default concurrency of 1.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[test]
+fn an_encoder_fragment_that_names_x264_threads_keeps_them() {
+    // (the fragment's x264enc properties, expected threads of master and 270p)
+    let job_pixels = 640 * 360 + 480 * 270;
+    let automatic = (
+        x264_threads(cores(), 640 * 360, job_pixels).to_string(),
+        x264_threads(cores(), 480 * 270, job_pixels).to_string(),
+    );
+    let cases = [
+        ("", automatic),
+        ("threads=5 ", ("5".to_owned(), "5".to_owned())),
+    ];
+    for (properties, (master_threads, small_threads)) in cases {
+        let env = TestEnv::new(&[]);
+        env.edit_fragment("h264-plus.gst", |text| {
+            text.replace("\nx264enc ", &format!("\nx264enc {properties}"))
+        });
+        let mp4 = env.dir.path().join("in.mp4");
+        make_clip(&mp4, ClipSpec::av(640, 360, 1));
+        let settings = r#"{"static_renditions": [{"resolution": "270p"}]}"#;
+        let (ok, asset, err) = ingest(&env, &to_matroska(&mp4), Some(settings));
+        assert!(ok, "{properties}: {err}");
+        let master = env.master_path(asset["id"].as_str().unwrap());
+        assert_eq!(
+            x264_option(&master, "threads"),
+            Some(master_threads),
+            "{properties:?}: master"
+        );
+        assert_eq!(
+            x264_option(&stored(&env, &asset, "270p.mp4"), "threads"),
+            Some(small_threads),
+            "{properties:?}: 270p"
+        );
+    }
 }
 
 #[test]

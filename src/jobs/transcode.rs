@@ -375,6 +375,7 @@ async fn transcode_blocking(
             stall_timeout: ctx2.config.stall_timeout,
             cancel,
             duration: plan.expected_duration,
+            cores: cores_per_job(ctx2.config.concurrency),
         };
         pipeline::transcode(&source, &plan, &spool, &options, |pct| {
             if let Some(cb) = &progress {
@@ -436,6 +437,13 @@ async fn verify_output(
         }
     }
     Ok(info)
+}
+
+/// The CPU cores one job may count on: the machine's, shared among the
+/// `concurrency` jobs that may run at once (at least one).
+fn cores_per_job(concurrency: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / concurrency.max(1)).max(1)
 }
 
 /// The asset fields that describe what was stored, from the stored file itself.
