@@ -128,8 +128,8 @@ pub struct RunOptions<'a> {
 /// waits on rows of its reference, and the encodes of a job already run side
 /// by side. Giving each encode the threads its share of the work needs kept
 /// the cores as busy and cut the CPU of a 1080p/720p/480p ladder on 2 cores
-/// by about a tenth (README, "Benchmark"); a job of one encode keeps x264's
-/// own count.
+/// by 5–11 % (README, "Benchmark"); a job of one encode keeps x264's own
+/// count.
 pub fn x264_threads(cores: usize, pixels: u64, job_pixels: u64) -> u32 {
     let lone = (3 * cores as u64 / 2).max(1);
     if job_pixels == 0 {
