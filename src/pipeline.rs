@@ -965,8 +965,8 @@ mod tests {
         let cases = [
             // One encode: x264's own count, 1.5 per core rounded down.
             (1, P1080, P1080, 1),
-            (3, P1080, P1080, 4),
             (2, P1080, P1080, 3),
+            (3, P1080, P1080, 4),
             (4, P1080, P1080, 6),
             (16, P1080, P1080, 24),
             // 1080p + 720p + 480p on 2 cores: 2, 1, 1 (not 3 + 3 + 3).
