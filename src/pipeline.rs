@@ -383,14 +383,12 @@ pub fn transcode(
     } else if uses_video {
         let (entry, raw_tee) = build_video_front(&pipeline, &plan.video_encodes[0])?;
         entries.push(entry);
-        // Parents come before children: build in order of size, largest first.
-        let mut order: Vec<usize> = (0..plan.video_encodes.len()).collect();
-        order.sort_by_key(|&i| {
-            std::cmp::Reverse(plan.video_encodes[i].width * plan.video_encodes[i].height)
-        });
-        let mut scaled_tees: Vec<Option<gst::Element>> = vec![None; plan.video_encodes.len()];
         let pixels = |target: &VideoTarget| u64::from(target.width) * u64::from(target.height);
         let job_pixels: u64 = plan.video_encodes.iter().map(pixels).sum();
+        // Parents come before children: build in order of size, largest first.
+        let mut order: Vec<usize> = (0..plan.video_encodes.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(pixels(&plan.video_encodes[i])));
+        let mut scaled_tees: Vec<Option<gst::Element>> = vec![None; plan.video_encodes.len()];
         for index in order {
             let target = &plan.video_encodes[index];
             let input = match target.scale_from {
