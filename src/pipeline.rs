@@ -859,15 +859,29 @@ fn set_on_encoder(bin: &gst::Bin, property: &str, value: u32) {
     }
 }
 
-/// Keeps the latest buffer end time seen on `pad`, for progress and the watchdog.
+/// Keeps the latest buffer end time seen on `pad`, in stream time (seconds
+/// into the media), for progress and the watchdog.
+///
+/// Buffer timestamps are read through the pad's segment: encoders may shift
+/// them (x264enc starts its segment at 1000 h so that no DTS is negative),
+/// and a raw timestamp would then read as the end of any file.
 fn track_position(pad: &gst::Pad) -> Arc<AtomicU64> {
     let position = Arc::new(AtomicU64::new(0));
     let p = position.clone();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data
-            && let Some(pts) = buffer.dts_or_pts()
+            && let Some(ts) = buffer.pts().or(buffer.dts())
         {
-            let end = pts.nseconds() + buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
+            let in_stream = pad
+                .sticky_event::<gst::event::Segment>(0)
+                .and_then(|event| {
+                    event
+                        .segment()
+                        .downcast_ref::<gst::ClockTime>()
+                        .and_then(|segment| segment.to_stream_time(ts))
+                })
+                .unwrap_or(ts);
+            let end = in_stream.nseconds() + buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
             p.fetch_max(end, Ordering::Relaxed);
         }
         gst::PadProbeReturn::Ok
