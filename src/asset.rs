@@ -448,6 +448,10 @@ pub struct StaticRenditionFile {
     /// User data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passthrough: Option<String>,
+    /// A signed download URL, once ready (reeld's addition to Mux's shape;
+    /// Mux's SDKs ignore fields they do not know).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub url: Option<String>,
 }
 
 /// `static_renditions`.
@@ -683,6 +687,9 @@ pub struct Asset {
     /// Downloadable MP4/M4A files, when any were requested.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub static_renditions: Option<StaticRenditions>,
+    /// The legacy `mp4_support`, as requested.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mp4_support: Option<Mp4Support>,
     /// Loudness normalisation.
     pub normalize_audio: bool,
     /// What makes the source non-standard (Mux's keys); absent when standard.

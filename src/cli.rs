@@ -13,11 +13,13 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::asset::{
-    AssetSettings, AssetStatus, Data, IngestType, MaxResolutionTier, RenditionRequest,
+    Asset, AssetSettings, AssetStatus, Data, IngestType, MaxResolutionTier, RenditionRequest,
     RenditionResolution,
 };
 use crate::config::{Config, ConfigError};
-use crate::db::{Db, Job, JobKind, NewAsset, NewSource, SourceIdentity, SourceOrigin};
+use crate::db::{
+    Db, DbError, Job, JobKind, Lease, NewAsset, NewSource, Page, SourceIdentity, SourceOrigin,
+};
 use crate::jobs::{self, Context, Finished, now_ms};
 
 /// reeld: a self-hosted media transcoding daemon.
@@ -225,17 +227,33 @@ fn probe(file: &Path, tier: MaxResolutionTier) -> ExitCode {
 }
 
 fn assets(config: &Config, command: AssetsCommand) -> ExitCode {
-    let db = match Db::open(&config.database_path) {
-        Ok(db) => db,
+    let opened = Db::open(&config.database_path)
+        .map_err(|e| e.to_string())
+        .and_then(|db| {
+            crate::daemon::links_for(config, None)
+                .map(|links| (db, links))
+                .map_err(|e| e.to_string())
+        });
+    let (db, links) = match opened {
+        Ok(both) => both,
         Err(e) => {
             eprintln!("reeld: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let now_s = crate::clock::now_s();
     match command {
         AssetsCommand::List { limit, page } => {
             let offset = u64::from(page.max(1) - 1) * u64::from(limit);
-            match db.list_assets(limit, offset) {
+            let listed = db
+                .read(|r| r.list_assets(limit, &Page::Offset(offset)))
+                .and_then(|(records, _)| {
+                    records
+                        .into_iter()
+                        .map(|record| crate::view::asset(record, Some(&links), now_s))
+                        .collect::<Result<Vec<_>, _>>()
+                });
+            match listed {
                 Ok(list) => {
                     print_data(&list);
                     ExitCode::SUCCESS
@@ -246,7 +264,7 @@ fn assets(config: &Config, command: AssetsCommand) -> ExitCode {
                 }
             }
         }
-        AssetsCommand::Get { id } => match db.get_asset(&id) {
+        AssetsCommand::Get { id } => match asset_json(&db, &links, &id) {
             Ok(Some(asset)) => {
                 print_data(&asset);
                 ExitCode::SUCCESS
@@ -261,6 +279,13 @@ fn assets(config: &Config, command: AssetsCommand) -> ExitCode {
             }
         },
     }
+}
+
+/// One asset as the API serves it.
+fn asset_json(db: &Db, links: &crate::links::Links, id: &str) -> Result<Option<Asset>, DbError> {
+    db.read(|r| r.asset(id))?
+        .map(|record| crate::view::asset(record, Some(links), crate::clock::now_s()))
+        .transpose()
 }
 
 async fn ingest(config: Config, file: &Path, settings_json: Option<&str>) -> ExitCode {
@@ -288,7 +313,7 @@ async fn ingest(config: Config, file: &Path, settings_json: Option<&str>) -> Exi
             crate::settings::apply_json_text(&mut settings, text, "--settings").err()
         })
     });
-    let ctx = match crate::daemon::open_context(config).await {
+    let ctx = match crate::daemon::open_context(config, None).await {
         Ok(ctx) => ctx,
         Err(e) => {
             eprintln!("reeld: {e}");
@@ -303,14 +328,16 @@ async fn ingest(config: Config, file: &Path, settings_json: Option<&str>) -> Exi
         sidecar,
     };
     let initial_error = problem.map(|p| p.asset_errors());
-    let job_id = match ctx.db.create_asset(
-        &asset,
-        Some(&source),
-        ctx.config.max_attempts,
-        now_ms(),
-        Some(&ctx.worker_id),
-        initial_error.as_ref(),
-    ) {
+    let job_id = match ctx.db.write(|tx| {
+        tx.create_asset(
+            &asset,
+            Some(&source),
+            ctx.config.max_attempts,
+            now_ms(),
+            Some(&ctx.worker_id),
+            initial_error.as_ref(),
+        )
+    }) {
         Ok(id) => id,
         Err(e) => {
             eprintln!("reeld: {e}");
@@ -331,18 +358,23 @@ async fn ingest(config: Config, file: &Path, settings_json: Option<&str>) -> Exi
         JobKind::Transcode,
         &asset.id,
         ctx.config.max_attempts,
+        &ctx.worker_id,
     );
     let mut finished = run_with_progress(&ctx, job, label.clone()).await;
     // A remuxed master leaves the renditions that need a decode to a
     // follow-up job; the command waits for those too.
     if matches!(finished, Finished::Ready)
-        && let Ok(Some(id)) = ctx.db.queued_job(&asset.id, JobKind::Renditions)
-        && let Ok(Some(job)) = ctx.db.claim_job(
-            &ctx.worker_id,
-            crate::jobs::LEASE_POLICY,
-            now_ms(),
-            Some(id),
-        )
+        && let Ok(Some(id)) = ctx
+            .db
+            .read(|r| r.queued_job(&asset.id, JobKind::Renditions))
+        && let Ok(Some(job)) = ctx.db.write(|tx| {
+            tx.claim_job(
+                &ctx.worker_id,
+                crate::jobs::LEASE_POLICY,
+                now_ms(),
+                Some(id),
+            )
+        })
     {
         finished = run_with_progress(&ctx, job, format!("{label} (renditions)")).await;
     }
@@ -357,7 +389,7 @@ async fn add_rendition(config: Config, asset_id: &str, resolution: &str) -> Exit
         );
         return ExitCode::from(2);
     };
-    let ctx = match crate::daemon::open_context(config).await {
+    let ctx = match crate::daemon::open_context(config, None).await {
         Ok(ctx) => ctx,
         Err(e) => {
             eprintln!("reeld: {e}");
@@ -375,8 +407,8 @@ async fn add_rendition(config: Config, asset_id: &str, resolution: &str) -> Exit
         Some(&ctx.worker_id),
     );
     let job_id = match added {
-        Ok(Some(job_id)) => job_id,
-        Ok(None) => {
+        Ok((_, Some(job_id))) => job_id,
+        Ok((_, None)) => {
             // Already requested: nothing to make.
             print_asset(&ctx, asset_id);
             return ExitCode::SUCCESS;
@@ -391,6 +423,7 @@ async fn add_rendition(config: Config, asset_id: &str, resolution: &str) -> Exit
         JobKind::Renditions,
         asset_id,
         ctx.config.max_attempts,
+        &ctx.worker_id,
     );
     let finished =
         run_with_progress(&ctx, job, format!("{asset_id} {}", resolution.as_str())).await;
@@ -423,7 +456,7 @@ async fn run_with_progress(ctx: &Arc<Context>, job: Job, label: String) -> Finis
 }
 
 fn print_asset(ctx: &Context, asset_id: &str) {
-    if let Ok(Some(asset)) = ctx.db.get_asset(asset_id) {
+    if let Ok(Some(asset)) = asset_json(&ctx.db, &ctx.links, asset_id) {
         print_data(&asset);
     }
 }
@@ -431,7 +464,12 @@ fn print_asset(ctx: &Context, asset_id: &str) {
 /// Prints the asset and turns the job's end into an exit code.
 fn report(ctx: &Context, asset_id: &str, what: &str, finished: Finished) -> ExitCode {
     print_asset(ctx, asset_id);
-    let status = ctx.db.get_asset(asset_id).ok().flatten().map(|a| a.status);
+    let status = ctx
+        .db
+        .read(|r| r.asset(asset_id))
+        .ok()
+        .flatten()
+        .map(|a| a.status);
     match (finished, status) {
         (Finished::Ready, Some(AssetStatus::Ready)) => ExitCode::SUCCESS,
         (Finished::Errored(messages), _) => {
@@ -440,6 +478,10 @@ fn report(ctx: &Context, asset_id: &str, what: &str, finished: Finished) -> Exit
         }
         (Finished::Requeued(why), _) => {
             eprintln!("reeld: {what}: not finished ({why}); the job stays queued for the daemon");
+            ExitCode::FAILURE
+        }
+        (Finished::Stopped(why), _) => {
+            eprintln!("reeld: {what}: stopped ({why})");
             ExitCode::FAILURE
         }
         (Finished::Ready, _) => ExitCode::FAILURE,
@@ -459,8 +501,14 @@ fn print_line(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
-fn claimed_job(id: i64, kind: JobKind, asset_id: &str, max_attempts: u32) -> Job {
+/// A job this process created already claimed (generation 1).
+fn claimed_job(id: i64, kind: JobKind, asset_id: &str, max_attempts: u32, worker: &str) -> Job {
     Job {
+        lease: Lease {
+            job_id: id,
+            worker_id: worker.to_owned(),
+            generation: 1,
+        },
         id,
         kind,
         asset_id: asset_id.to_owned(),

@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use crate::asset::{MaxResolutionTier, VideoQuality};
 
+mod api;
+pub use api::{ApiConfig, ApiToken, RawApi};
+
 /// The default configuration, committed as `config.toml` at the repository root.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
 
@@ -186,6 +189,9 @@ pub struct RawConfig {
     pub defaults: RawDefaults,
     /// Logging.
     pub log: RawLog,
+    /// The HTTP API.
+    #[serde(default)]
+    pub api: RawApi,
     /// Settings for files dropped in `watch_dir/NAME/…`: the body of Mux's
     /// create-asset request, as TOML.
     #[serde(default)]
@@ -266,6 +272,8 @@ pub struct Config {
     pub log_level: String,
     /// Watch sub-folder profiles, as create-asset request bodies.
     pub profiles: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The HTTP API.
+    pub api: ApiConfig,
     /// The folder relative paths were resolved against.
     pub base_dir: PathBuf,
 }
@@ -328,6 +336,7 @@ impl Config {
             "transcode.pipelines_dir",
             self.pipelines_dir == new.pipelines_dir,
         );
+        check("api", self.api == new.api);
         differ
     }
 
@@ -443,6 +452,8 @@ impl RawConfig {
             ));
         }
 
+        let api = self.api.validate(&resolve, &mut problems);
+
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 origin: origin.to_owned(),
@@ -468,6 +479,7 @@ impl RawConfig {
             default_video_quality: self.defaults.video_quality,
             log_level: self.log.level,
             profiles,
+            api: api.expect("checked above"),
             base_dir: base_dir.to_owned(),
         })
     }

@@ -43,10 +43,60 @@ pub enum StartError {
     /// The watch folder could not be watched.
     #[error(transparent)]
     Watch(#[from] crate::watch::WatchError),
+    /// A secret file (URL signing key, API token) could not be read or made.
+    #[error(transparent)]
+    KeyFile(#[from] crate::keys::KeyFileError),
+    /// The API could not listen.
+    #[error("cannot listen on {address} for the API: {source}")]
+    Listen {
+        /// The configured address.
+        address: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
-/// Opens everything a job needs and recovers from a previous run.
-pub async fn open_context(config: Config) -> Result<Arc<Context>, StartError> {
+/// The folder reeld keeps its generated secrets in: the database's.
+pub fn data_dir(config: &Config) -> std::path::PathBuf {
+    config
+        .database_path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| config.base_dir.clone())
+}
+
+/// The signer of download URLs: the configured key, or the one generated
+/// beside the database; URLs start at the public base URL, or at the
+/// address the API is bound to (`bound`), or the configured one.
+pub fn links_for(
+    config: &Config,
+    bound: Option<std::net::SocketAddr>,
+) -> Result<crate::links::Links, crate::keys::KeyFileError> {
+    let key = match &config.api.url_signing_key {
+        Some(k) => k.0.clone(),
+        None => crate::keys::load_or_create(
+            &data_dir(config).join("url-signing.key"),
+            crate::keys::random_secret,
+        )?,
+    };
+    let base = config
+        .api
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", bound.unwrap_or(config.api.listen)));
+    Ok(crate::links::Links::new(
+        &base,
+        key.as_bytes(),
+        config.api.download_url_ttl_seconds as i64,
+    ))
+}
+
+/// Opens everything a job needs. `api_address` is where the API listens,
+/// when this process serves it.
+pub async fn open_context(
+    config: Config,
+    api_address: Option<std::net::SocketAddr>,
+) -> Result<Arc<Context>, StartError> {
     let mut folders = vec![
         config.watch_dir.clone(),
         config.failed_dir.clone(),
@@ -59,6 +109,7 @@ pub async fn open_context(config: Config) -> Result<Arc<Context>, StartError> {
     let db = Db::open(&config.database_path)?;
     let store = Store::open(&config.storage)?;
     let fragments = Fragments::load(&config.pipelines_dir).map_err(StartError::Fragments)?;
+    let links = links_for(&config, api_address)?;
     let config_copy = config.clone();
     let concurrency = config.concurrency;
     let ctx = Arc::new(Context {
@@ -72,6 +123,9 @@ pub async fn open_context(config: Config) -> Result<Arc<Context>, StartError> {
         worker_alive_ms: (0..concurrency)
             .map(|_| std::sync::atomic::AtomicI64::new(jobs::now_ms()))
             .collect(),
+        links,
+        running: Default::default(),
+        purge_signal: tokio::sync::Notify::new(),
     });
     Ok(ctx)
 }
@@ -83,7 +137,7 @@ pub async fn recover(ctx: &Arc<Context>) -> Result<(), StartError> {
     let db = ctx.db.clone();
     let own = ctx.worker_id.clone();
     let released = tokio::task::spawn_blocking(move || {
-        db.release_dead_leases(|w| jobs::worker_is_dead(w, &own))
+        db.write(|tx| tx.release_dead_leases(|w| jobs::worker_is_dead(w, &own)))
     })
     .await
     .expect("recovery task does not panic")?;
@@ -101,7 +155,7 @@ pub async fn recover(ctx: &Arc<Context>) -> Result<(), StartError> {
     if let Ok(entries) = std::fs::read_dir(&ctx.config.spool_dir) {
         for entry in entries.flatten() {
             let asset_id = entry.file_name().to_string_lossy().into_owned();
-            let state = ctx.db.job_state(&asset_id).unwrap_or(None);
+            let state = ctx.db.read(|r| r.job_state(&asset_id)).unwrap_or(None);
             if state.as_deref() != Some("running") {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
@@ -129,9 +183,17 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
         database = %config.database_path.display(),
         "Starting reeld."
     );
-    let ctx = open_context(config).await?;
+    let listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: config.api.listen,
+            source,
+        })?;
+    let api_address = listener.local_addr().ok();
+    let ctx = open_context(config, api_address).await?;
     info!(store = ctx.store.description(), worker = %ctx.worker_id, "Database and store open.");
     recover(&ctx).await?;
+    let tokens = crate::api::tokens_for(&ctx.config)?;
 
     // Two stages of stopping: first no new files and no new jobs; then, when
     // the grace period is over, running pipelines are stopped too.
@@ -148,6 +210,16 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
     }
     let mut watcher = tokio::spawn(crate::watch::run(ctx.clone(), stop_taking.child_token()));
     let expiry = tokio::spawn(jobs::expire::run(ctx.clone(), stop_taking.child_token()));
+    let purge = tokio::spawn(jobs::purge::run(ctx.clone(), stop_taking.child_token()));
+    // The API stops last: it keeps answering (and serving downloads) while
+    // running jobs finish.
+    let stop_api = CancellationToken::new();
+    let api = tokio::spawn(crate::api::serve(
+        ctx.clone(),
+        tokens,
+        listener,
+        stop_api.clone(),
+    ));
     info!(workers = ctx.config.concurrency, "reeld is running.");
     crate::systemd::notify("READY=1");
     let watchdog = crate::systemd::watchdog_interval().map(|every| {
@@ -214,6 +286,9 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
         }
     }
     let _ = expiry.await;
+    let _ = purge.await;
+    stop_api.cancel();
+    let _ = api.await;
     if let Some(w) = watchdog {
         w.abort();
     }

@@ -9,6 +9,7 @@
 
 pub mod dispose;
 pub mod expire;
+pub mod purge;
 pub mod renditions;
 pub mod transcode;
 
@@ -19,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::config::Config;
-use crate::db::{Db, Job, LeasePolicy};
+use crate::db::{Db, Job, Lease, LeasePolicy, LeaseStatus};
+use crate::links::Links;
 use crate::pipelines::Fragments;
 use crate::store::Store;
 
@@ -75,6 +77,36 @@ pub struct Context {
     /// renewed lease while it runs a job). systemd's watchdog is fed only
     /// while every worker shows life.
     pub worker_alive_ms: Vec<std::sync::atomic::AtomicI64>,
+    /// Signs download URLs (and checks them, in the API).
+    pub links: Links,
+    /// The jobs this process runs, by asset: deleting an asset stops its
+    /// job here at once (other processes see it at their next heartbeat).
+    pub running: std::sync::Mutex<std::collections::HashMap<String, JobStop>>,
+    /// Wakes the purge of deleted assets' files.
+    pub purge_signal: tokio::sync::Notify,
+}
+
+/// How a running job is stopped from outside.
+#[derive(Clone, Default)]
+pub struct JobStop {
+    /// Cancels the job's steps.
+    pub cancel: CancellationToken,
+    /// Set when the stop is because the asset was deleted (not a shutdown).
+    pub deleted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl JobStop {
+    /// Stops the job because its asset was deleted.
+    pub fn asset_deleted(&self) {
+        self.deleted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cancel.cancel();
+    }
+
+    /// Whether the asset was deleted.
+    pub fn was_deleted(&self) -> bool {
+        self.deleted.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl Context {
@@ -94,6 +126,19 @@ impl Context {
     pub fn worker_alive(&self, index: usize) {
         if let Some(slot) = self.worker_alive_ms.get(index) {
             slot.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Stops this process's job of `asset_id`, if it runs one, because the
+    /// asset was deleted.
+    pub fn stop_deleted(&self, asset_id: &str) {
+        if let Some(stop) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(asset_id)
+        {
+            stop.asset_deleted();
         }
     }
 
@@ -164,7 +209,7 @@ pub async fn worker_loop(
             let db = ctx.db.clone();
             let worker_id = ctx.worker_id.clone();
             tokio::task::spawn_blocking(move || {
-                db.claim_job(&worker_id, LEASE_POLICY, now_ms(), None)
+                db.write(|tx| tx.claim_job(&worker_id, LEASE_POLICY, now_ms(), None))
             })
             .await
             .expect("claim task does not panic")
@@ -201,6 +246,9 @@ pub enum Finished {
     Errored(Vec<String>),
     /// The job went back to the queue (transient failure or shutdown).
     Requeued(String),
+    /// The job ended without an outcome: its asset was deleted, or its
+    /// lease was lost to another worker.
+    Stopped(String),
 }
 
 /// Runs a claimed job under its lease and records the outcome.
@@ -213,14 +261,23 @@ pub async fn run_claimed(
 ) -> Finished {
     let span = info_span!("job", job.id = job.id, asset.id = %job.asset_id, attempt = job.attempts);
     async move {
-        let heartbeat = spawn_heartbeat(ctx.clone(), job.id, cancel.clone(), worker);
-        let outcome = transcode::run(ctx, &job, &cancel, progress).await;
-        heartbeat.abort();
-        let finished = transcode::record_outcome(ctx, &job, outcome).await;
+        let stop = JobStop {
+            cancel,
+            deleted: Default::default(),
+        };
+        let _registered = Registered::new(ctx, &job.asset_id, &stop);
+        let outcome = {
+            // The heartbeat lives exactly as long as the job's steps: a
+            // panic in them drops the guard and ends the heartbeat too.
+            let _heartbeat = spawn_heartbeat(ctx.clone(), job.lease.clone(), stop.clone(), worker);
+            transcode::run(ctx, &job, &stop.cancel, progress).await
+        };
+        let finished = transcode::record_outcome(ctx, &job, outcome, stop.was_deleted()).await;
         match &finished {
             Finished::Ready => info!("Asset ready."),
             Finished::Errored(messages) => warn!(error = %messages.join(" "), "Asset errored."),
             Finished::Requeued(why) => info!(reason = %why, "Job put back in the queue."),
+            Finished::Stopped(why) => info!(reason = %why, "Job stopped."),
         }
         finished
     }
@@ -228,41 +285,90 @@ pub async fn run_claimed(
     .await
 }
 
-/// Renews the lease every `HEARTBEAT_INTERVAL`; if the lease is lost, cancels
-/// the job so that two workers never finish the same asset.
+/// This process's entry in `Context::running` while a job runs.
+struct Registered<'a> {
+    ctx: &'a Context,
+    asset_id: String,
+}
+
+impl<'a> Registered<'a> {
+    fn new(ctx: &'a Context, asset_id: &str, stop: &JobStop) -> Registered<'a> {
+        ctx.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(asset_id.to_owned(), stop.clone());
+        Registered {
+            ctx,
+            asset_id: asset_id.to_owned(),
+        }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.ctx
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.asset_id);
+    }
+}
+
+/// A task that is aborted when this handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Renews the lease every `HEARTBEAT_INTERVAL`. If the lease is lost, or the
+/// asset was deleted, stops the job, so that two workers never finish the
+/// same asset and a deleted asset's job does not run on.
 fn spawn_heartbeat(
     ctx: Arc<Context>,
-    job_id: i64,
-    cancel: CancellationToken,
+    lease: Lease,
+    stop: JobStop,
     worker: Option<usize>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
         loop {
             tokio::time::sleep(HEARTBEAT_INTERVAL).await;
             let db = ctx.db.clone();
-            let worker_id = ctx.worker_id.clone();
+            let held = lease.clone();
             let renewed =
-                tokio::task::spawn_blocking(move || db.heartbeat(job_id, &worker_id, now_ms()))
+                tokio::task::spawn_blocking(move || db.write(|tx| tx.heartbeat(&held, now_ms())))
                     .await;
             match renewed {
-                Ok(Ok(true)) => {
+                Ok(Ok(LeaseStatus::Held)) => {
                     if let Some(index) = worker {
                         ctx.worker_alive(index);
                     }
                 }
-                Ok(Ok(false)) => {
-                    warn!(
-                        job.id = job_id,
-                        "Lease lost to another worker; stopping this job."
+                Ok(Ok(LeaseStatus::CancelRequested)) => {
+                    info!(
+                        job.id = lease.job_id,
+                        "The asset was deleted; stopping its job."
                     );
-                    cancel.cancel();
+                    stop.asset_deleted();
                     return;
                 }
-                Ok(Err(e)) => warn!(job.id = job_id, error = %e, "Heartbeat failed; will retry."),
+                Ok(Ok(LeaseStatus::Lost)) => {
+                    warn!(
+                        job.id = lease.job_id,
+                        "Lease lost to another worker; stopping this job."
+                    );
+                    stop.cancel.cancel();
+                    return;
+                }
+                Ok(Err(e)) => {
+                    warn!(job.id = lease.job_id, error = %e, "Heartbeat failed; will retry.")
+                }
                 Err(_) => return,
             }
         }
-    })
+    }))
 }
 
 #[cfg(test)]

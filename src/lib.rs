@@ -1,16 +1,22 @@
 //! reeld: a self-hosted media transcoding daemon.
 //!
-//! Data flows one way: `watch` (or the CLI) → `db` (asset + job) → `jobs` →
-//! `probe` → `plan` → `pipeline` → `store` → `db`. Nothing lower calls back up.
+//! Data flows one way: `watch` or `api` (or the CLI) → `db` (asset + job) →
+//! `jobs` → `probe` → `plan` → `pipeline` → `store` → `db`. Nothing lower
+//! calls back up. `view` turns stored records into Mux's JSON for the API
+//! and the CLI alike.
 
+pub mod api;
 pub mod asset;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod db;
 pub mod disk;
 pub mod inspect;
 pub mod jobs;
+pub mod keys;
+pub mod links;
 pub mod loudness;
 pub mod pipeline;
 pub mod pipelines;
@@ -20,4 +26,5 @@ pub mod settings;
 pub mod standard;
 pub mod store;
 pub mod systemd;
+pub mod view;
 pub mod watch;

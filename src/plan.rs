@@ -282,7 +282,21 @@ pub fn requested_names(
     RenditionType,
     Option<String>,
 )> {
-    requests(settings, true)
+    requested_names_for(settings, true)
+}
+
+/// The rendition files that `settings` ask for, for an asset that has (or
+/// has not) a video track.
+pub fn requested_names_for(
+    settings: &AssetSettings,
+    has_video: bool,
+) -> Vec<(
+    String,
+    Option<RenditionResolution>,
+    RenditionType,
+    Option<String>,
+)> {
+    requests(settings, has_video)
         .into_iter()
         .map(|r| (r.name, r.resolution, r.kind, r.passthrough))
         .collect()

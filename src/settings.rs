@@ -25,6 +25,27 @@ const ACCEPTED_AND_IGNORED: &[&str] = &[
     "copy_overlays",
 ];
 
+/// The fields `apply_request` reads, besides `ACCEPTED_AND_IGNORED`.
+const APPLIED: &[&str] = &[
+    "max_resolution_tier",
+    "video_quality",
+    "master_access",
+    "normalize_audio",
+    "passthrough",
+    "test",
+    "meta",
+    "mp4_support",
+    "static_renditions",
+    "encoding_tier",
+];
+
+/// Whether `key` is a field of Mux's create-asset request that reeld knows.
+/// The API drops other fields (Mux ignores unknown fields); sidecars and
+/// profiles reject them, since there a typo is the likelier cause.
+pub fn is_request_field(key: &str) -> bool {
+    APPLIED.contains(&key) || ACCEPTED_AND_IGNORED.contains(&key)
+}
+
 /// A settings field that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}: field `{field}` {problem}")]

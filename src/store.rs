@@ -269,6 +269,17 @@ impl Store {
         Ok(keys.len())
     }
 
+    /// Deletes one object; deleting what is already gone is not an error.
+    pub async fn delete(&self, key: &ObjectPath) -> Result<(), StoreError> {
+        match self.inner.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(StoreError::Operation {
+                key: key.to_string(),
+                source,
+            }),
+        }
+    }
+
     /// Reads a whole object (small objects and tests).
     pub async fn get_bytes(&self, key: &ObjectPath) -> Result<bytes::Bytes, StoreError> {
         let op_err = |source| StoreError::Operation {

@@ -181,7 +181,7 @@ impl WatchState {
         let paths: Vec<PathBuf> = settled.iter().map(|(p, _)| p.clone()).collect();
         let busy = open_for_writing(&paths);
         let limit = ctx.config.max_queued_files;
-        let mut room = match ctx.db.unfinished_transcodes() {
+        let mut room = match ctx.db.read(|r| r.unfinished_transcodes()) {
             Ok(queued) => limit.saturating_sub(queued),
             Err(e) => {
                 warn!(error = %e, "Cannot count the queued files; will retry.");
@@ -255,7 +255,8 @@ impl WatchState {
         path: &Path,
         identity: SourceIdentity,
     ) -> Result<bool, crate::db::DbError> {
-        if ctx.db.watch_source_known(&identity)? {
+        let known = |ctx: &Context| ctx.db.read(|r| r.watch_source_known(&identity));
+        if known(ctx)? {
             debug!(path = %path.display(), "Already made into an asset; not taken again.");
             return Ok(false);
         }
@@ -270,14 +271,26 @@ impl WatchState {
             identity,
             sidecar,
         };
-        ctx.db.create_asset(
-            &asset,
-            Some(&source),
-            ctx.config.max_attempts,
-            now_ms(),
-            None,
-            initial_error.as_ref(),
-        )?;
+        // The identity check and the insert are one transaction, so two
+        // scans of the same file can never make two assets.
+        let taken = ctx.db.write(|tx| {
+            if tx.read().watch_source_known(&identity)? {
+                return Ok(false);
+            }
+            tx.create_asset(
+                &asset,
+                Some(&source),
+                ctx.config.max_attempts,
+                now_ms(),
+                None,
+                initial_error.as_ref(),
+            )?;
+            Ok(true)
+        })?;
+        if !taken {
+            debug!(path = %path.display(), "Already made into an asset; not taken again.");
+            return Ok(false);
+        }
         info!(asset.id = %asset.id, path = %path.display(), bytes = identity.size, "New file taken.");
         if let Some(errors) = initial_error {
             warn!(asset.id = %asset.id, error = %errors.messages.join(" "), "Unusable settings; asset errored.");

@@ -20,10 +20,12 @@ use crate::db::{Disposition, PendingSource};
 pub async fn dispose_pending(ctx: &Arc<Context>) {
     let ctx = ctx.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let pending = ctx.db.pending_sources()?;
+        let pending = ctx.db.read(|r| r.pending_sources())?;
         for source in pending {
             match dispose_one(&ctx, &source) {
-                Ok(disposition) => ctx.db.set_disposition(&source.asset_id, disposition)?,
+                Ok(disposition) => ctx
+                    .db
+                    .write(|tx| tx.set_disposition(&source.asset_id, disposition))?,
                 Err(e) => warn!(
                     asset.id = %source.asset_id,
                     path = %source.path.display(),

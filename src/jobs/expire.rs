@@ -1,8 +1,6 @@
-//! Test assets (`"test": true`) are deleted, files first and then their
-//! database rows, 24 hours after they were created, as Mux deletes them.
-//!
-//! The sweep is idempotent: a crash between the two steps leaves a row whose
-//! files are gone, and the next sweep deletes it again without error.
+//! Test assets (`"test": true`) are deleted 24 hours after they were
+//! created, as Mux deletes them: the same delete as the API's (the asset is
+//! hidden and its job stopped), with the files left to the purge.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Context, now_ms};
-use crate::store;
 
 /// How long a test asset lives.
 pub const TEST_ASSET_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
@@ -23,34 +20,35 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 pub async fn sweep(ctx: &Arc<Context>, now_ms: i64) -> usize {
     let cutoff_s = now_ms / 1000 - TEST_ASSET_LIFETIME.as_secs() as i64;
     let db = ctx.db.clone();
-    let ids = match tokio::task::spawn_blocking(move || db.expired_test_assets(cutoff_s))
-        .await
-        .expect("db task does not panic")
-    {
-        Ok(ids) => ids,
-        Err(e) => {
-            warn!(error = %e, "Cannot look for expired test assets.");
-            return 0;
-        }
-    };
+    let ids =
+        match tokio::task::spawn_blocking(move || db.read(|r| r.expired_test_assets(cutoff_s)))
+            .await
+            .expect("db task does not panic")
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                warn!(error = %e, "Cannot look for expired test assets.");
+                return 0;
+            }
+        };
     let mut deleted = 0;
     for id in ids {
-        if let Err(e) = ctx.store.delete_prefix(&store::asset_prefix(&id)).await {
-            warn!(asset = %id, error = %e, "Cannot delete an expired test asset's files; will retry.");
-            continue;
-        }
         let db = ctx.db.clone();
         let asset = id.clone();
-        match tokio::task::spawn_blocking(move || db.delete_asset(&asset))
+        match tokio::task::spawn_blocking(move || db.write(|tx| tx.delete_asset(&asset, now_ms)))
             .await
             .expect("db task does not panic")
         {
             Ok(_) => {
-                info!(asset = %id, "Test asset expired and deleted.");
+                ctx.stop_deleted(&id);
+                info!(asset.id = %id, "Test asset expired and deleted.");
                 deleted += 1;
             }
-            Err(e) => warn!(asset = %id, error = %e, "Cannot delete an expired test asset."),
+            Err(e) => warn!(asset.id = %id, error = %e, "Cannot delete an expired test asset."),
         }
+    }
+    if deleted > 0 {
+        super::purge::purge_deleted(ctx).await;
     }
     deleted
 }

@@ -28,24 +28,22 @@ pub enum AddRenditionError {
 }
 
 /// Records `request` for the asset and queues (or, with `lease_to`, claims)
-/// the job that makes it. Returns the job id, or `None` when the file was
-/// already requested and nothing new needs making.
+/// the job that makes it. Returns the file's row and the job id, or `None`
+/// when the file was already requested and nothing new needs making.
 pub fn add(
     db: &Db,
     asset_id: &str,
     request: RenditionRequest,
     max_attempts: u32,
     lease_to: Option<&str>,
-) -> Result<Option<i64>, AddRenditionError> {
+) -> Result<(RenditionRow, Option<i64>), AddRenditionError> {
     let asset = db
-        .get_asset(asset_id)?
+        .read(|r| r.asset(asset_id))?
         .ok_or_else(|| AddRenditionError::NotFound(asset_id.to_owned()))?;
     if asset.status != AssetStatus::Ready {
         return Err(AddRenditionError::NotReady(asset_id.to_owned()));
     }
-    let mut settings: AssetSettings = db
-        .asset_settings(asset_id)?
-        .ok_or_else(|| AddRenditionError::NotFound(asset_id.to_owned()))?;
+    let mut settings: AssetSettings = asset.settings;
     if settings.mp4_support.is_some() {
         return Err(AddRenditionError::LegacyMp4Support(asset_id.to_owned()));
     }
@@ -81,6 +79,7 @@ pub fn add(
         bitrate: None,
         filesize: None,
     };
-    let (_, job) = db.add_rendition(asset_id, &row, &settings, max_attempts, now_ms(), lease_to)?;
-    Ok(job)
+    Ok(db.write(|tx| {
+        tx.add_rendition(asset_id, &row, &settings, max_attempts, now_ms(), lease_to)
+    })?)
 }

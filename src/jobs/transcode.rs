@@ -18,7 +18,7 @@ use crate::asset::{
     AssetErrors, AssetSettings, MediaSummary, ProgressState, RenditionStatus, ResolutionTier,
     Track, TrackKind, aspect_ratio, new_asset_id,
 };
-use crate::db::{Job, JobKind, MAX_CRASHES, RenditionRow};
+use crate::db::{DbError, Job, JobKind, MAX_CRASHES, RenditionRow};
 use crate::inspect::{self, InspectError, Inspection};
 use crate::loudness;
 use crate::pipeline::{self, PipelineError, RunOptions};
@@ -102,7 +102,7 @@ async fn run_steps(
     let asset_id = job.asset_id.as_str();
     let settings = blocking_db(ctx, {
         let id = asset_id.to_owned();
-        move |db| db.asset_settings(&id)
+        move |db| db.read(|r| r.asset_settings(&id))
     })
     .await?
     .ok_or_else(|| JobOutcome::InvalidInput("The asset is missing from the database.".into()))?;
@@ -118,7 +118,7 @@ async fn run_steps(
         JobKind::Transcode => {
             let source = blocking_db(ctx, {
                 let id = asset_id.to_owned();
-                move |db| db.source_path(&id)
+                move |db| db.read(|r| r.source_path(&id))
             })
             .await?
             .ok_or_else(|| JobOutcome::InvalidInput("The asset has no source recorded.".into()))?;
@@ -128,14 +128,14 @@ async fn run_steps(
                     source.display()
                 )));
             }
-            set_progress(ctx, asset_id, ProgressState::Ingesting, 0.0).await;
+            set_progress(ctx, job, ProgressState::Ingesting, 0.0).await;
             (source, None)
         }
         JobKind::Renditions => {
             // Renditions added later are made from the stored master.
             let pending: Vec<String> = blocking_db(ctx, {
                 let id = asset_id.to_owned();
-                move |db| db.renditions(&id)
+                move |db| db.read(|r| r.renditions(&id))
             })
             .await?
             .into_iter()
@@ -182,7 +182,13 @@ async fn run_steps(
         let planned = files.clone();
         blocking_db(ctx, {
             let id = asset_id.to_owned();
-            move |db| db.record_planned_renditions(&id, &planned, now_ms())
+            let lease = job.lease.clone();
+            move |db| {
+                db.write(|tx| {
+                    tx.ensure_held(&lease)?;
+                    tx.record_planned_renditions(&id, &planned, now_ms())
+                })
+            }
         })
         .await?;
     }
@@ -196,8 +202,8 @@ async fn run_steps(
         if let Some(root) = ctx.store.local_root() {
             crate::disk::ensure_room(root, "store", source_bytes).map_err(JobOutcome::Transient)?;
         }
-        set_progress(ctx, asset_id, ProgressState::Transcoding, 0.0).await;
-        transcode_blocking(ctx, asset_id, &source, &plan, spool, cancel, progress).await?;
+        set_progress(ctx, job, ProgressState::Transcoding, 0.0).await;
+        transcode_blocking(ctx, job, &source, &plan, spool, cancel, progress).await?;
     }
 
     let mut summary = None;
@@ -213,8 +219,11 @@ async fn run_steps(
             measure(row, &stored, &path);
         }
     }
-    set_progress(ctx, asset_id, ProgressState::Ingesting, 100.0).await;
+    set_progress(ctx, job, ProgressState::Ingesting, 100.0).await;
     for output in &plan.outputs {
+        if cancel.is_cancelled() {
+            return Err(JobOutcome::Cancelled);
+        }
         let key = store::asset_key(asset_id, &output.name);
         let bytes = ctx
             .store
@@ -355,7 +364,7 @@ async fn inspect_blocking(path: PathBuf) -> Result<Inspection, InspectError> {
 
 async fn transcode_blocking(
     ctx: &Arc<Context>,
-    asset_id: &str,
+    job: &Job,
     source: &Path,
     plan: &Plan,
     spool: &Path,
@@ -363,7 +372,8 @@ async fn transcode_blocking(
     progress: Option<ProgressFn>,
 ) -> Result<(), JobOutcome> {
     let ctx2 = ctx.clone();
-    let asset_id = asset_id.to_owned();
+    let asset_id = job.asset_id.clone();
+    let lease = job.lease.clone();
     let source = source.to_owned();
     let plan = plan.clone();
     let spool = spool.to_owned();
@@ -384,12 +394,15 @@ async fn transcode_blocking(
             let now = now_ms();
             if now - last_write.load(Ordering::Relaxed) >= PROGRESS_WRITE_INTERVAL_MS {
                 last_write.store(now, Ordering::Relaxed);
-                let _ = ctx2.db.set_progress(
-                    &asset_id,
-                    ProgressState::Transcoding,
-                    (pct * 10.0).round() / 10.0,
-                    now,
-                );
+                let _ = ctx2.db.write(|tx| {
+                    tx.set_progress(
+                        &lease,
+                        &asset_id,
+                        ProgressState::Transcoding,
+                        (pct * 10.0).round() / 10.0,
+                        now,
+                    )
+                });
             }
         })
     })
@@ -497,38 +510,61 @@ fn summarize(stored: &MediaInfo, plan: &Plan) -> MediaSummary {
     }
 }
 
-async fn set_progress(ctx: &Arc<Context>, asset_id: &str, state: ProgressState, pct: f64) {
+async fn set_progress(ctx: &Arc<Context>, job: &Job, state: ProgressState, pct: f64) {
     let db = ctx.db.clone();
-    let id = asset_id.to_owned();
-    let result = tokio::task::spawn_blocking(move || db.set_progress(&id, state, pct, now_ms()))
-        .await
-        .expect("db task does not panic");
+    let id = job.asset_id.clone();
+    let lease = job.lease.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        db.write(|tx| tx.set_progress(&lease, &id, state, pct, now_ms()))
+    })
+    .await
+    .expect("db task does not panic");
     if let Err(e) = result {
         warn!(error = %e, "Cannot record progress.");
     }
 }
 
-/// Writes the outcome to the database and disposes of the source.
-pub async fn record_outcome(ctx: &Arc<Context>, job: &Job, outcome: JobOutcome) -> Finished {
+/// Writes the outcome to the database and disposes of the source. A job
+/// stopped because its asset was deleted records only that it ended; a job
+/// whose lease was lost records nothing.
+pub async fn record_outcome(
+    ctx: &Arc<Context>,
+    job: &Job,
+    outcome: JobOutcome,
+    asset_deleted: bool,
+) -> Finished {
     let db = ctx.db.clone();
     let asset_id = job.asset_id.clone();
-    let job_id = job.id;
+    let lease = job.lease.clone();
+    if asset_deleted {
+        let _ = std::fs::remove_dir_all(ctx.config.spool_dir.join(&job.asset_id));
+        let r = tokio::task::spawn_blocking(move || db.write(|tx| tx.cancel_job(&lease, now_ms())))
+            .await
+            .expect("db task does not panic");
+        if let Err(e) = r {
+            warn!(error = %e, "Cannot record the end of a deleted asset's job; its lease will expire.");
+        }
+        ctx.purge_signal.notify_one();
+        return Finished::Stopped("the asset was deleted".into());
+    }
     let finished = match outcome {
         JobOutcome::Ready(stored) => {
             let r = tokio::task::spawn_blocking(move || {
-                db.finish_ready(
-                    job_id,
-                    &asset_id,
-                    stored.summary.as_ref(),
-                    &stored.files,
-                    now_ms(),
-                )
+                db.write(|tx| {
+                    tx.finish_ready(
+                        &lease,
+                        &asset_id,
+                        stored.summary.as_ref(),
+                        &stored.files,
+                        now_ms(),
+                    )
+                })
             })
             .await
             .expect("db task does not panic");
             match r {
                 Ok(()) => Finished::Ready,
-                Err(e) => requeue(ctx, job, format!("Cannot record the result: {e}"), false).await,
+                Err(e) => not_recorded(ctx, job, e).await,
             }
         }
         JobOutcome::InvalidInput(message) => {
@@ -542,18 +578,20 @@ pub async fn record_outcome(ctx: &Arc<Context>, job: &Job, outcome: JobOutcome) 
                 messages: vec![message.clone()],
             };
             let kind = job.kind;
-            let r = tokio::task::spawn_blocking(move || match kind {
-                JobKind::Transcode => db.finish_errored(job_id, &asset_id, &errors, now_ms()),
-                // The asset stays ready: only the renditions of this job failed.
-                JobKind::Renditions => {
-                    db.finish_renditions_errored(job_id, &asset_id, &errors, now_ms())
-                }
+            let r = tokio::task::spawn_blocking(move || {
+                db.write(|tx| match kind {
+                    JobKind::Transcode => tx.finish_errored(&lease, &asset_id, &errors, now_ms()),
+                    // The asset stays ready: only the renditions of this job failed.
+                    JobKind::Renditions => {
+                        tx.finish_renditions_errored(&lease, &asset_id, &errors, now_ms())
+                    }
+                })
             })
             .await
             .expect("db task does not panic");
             match r {
                 Ok(()) => Finished::Errored(vec![message]),
-                Err(e) => requeue(ctx, job, format!("Cannot record the result: {e}"), false).await,
+                Err(e) => not_recorded(ctx, job, e).await,
             }
         }
         JobOutcome::Transient(message) => requeue(ctx, job, message, false).await,
@@ -565,9 +603,20 @@ pub async fn record_outcome(ctx: &Arc<Context>, job: &Job, outcome: JobOutcome) 
     finished
 }
 
+/// The outcome could not be written: with the lease lost, nothing may be;
+/// otherwise the job goes back to the queue.
+async fn not_recorded(ctx: &Arc<Context>, job: &Job, e: DbError) -> Finished {
+    match e {
+        DbError::LeaseLost { .. } => {
+            Finished::Stopped("the lease was lost; the outcome was not recorded".into())
+        }
+        e => requeue(ctx, job, format!("Cannot record the result: {e}"), false).await,
+    }
+}
+
 async fn requeue(ctx: &Arc<Context>, job: &Job, reason: String, refund: bool) -> Finished {
     let db = ctx.db.clone();
-    let job_id = job.id;
+    let lease = job.lease.clone();
     let delay = if refund {
         Default::default()
     } else {
@@ -575,13 +624,18 @@ async fn requeue(ctx: &Arc<Context>, job: &Job, reason: String, refund: bool) ->
     };
     let not_before = now_ms() + delay.as_millis() as i64;
     let why = reason.clone();
-    let r =
-        tokio::task::spawn_blocking(move || db.requeue_job(job_id, Some(&why), not_before, refund))
-            .await
-            .expect("db task does not panic");
-    if let Err(e) = r {
+    let r = tokio::task::spawn_blocking(move || {
+        db.write(|tx| tx.requeue_job(&lease, Some(&why), not_before, refund))
+    })
+    .await
+    .expect("db task does not panic");
+    match r {
+        Ok(()) => {}
+        Err(DbError::LeaseLost { .. }) => {
+            return Finished::Stopped("the lease was lost; the job was not requeued".into());
+        }
         // The lease will expire and the job will be taken back anyway.
-        warn!(error = %e, "Cannot put the job back in the queue; its lease will expire.");
+        Err(e) => warn!(error = %e, "Cannot put the job back in the queue; its lease will expire."),
     }
     ctx.queue_signal.notify_one();
     Finished::Requeued(reason)

@@ -1,0 +1,619 @@
+//! `/video/v1/assets…`: list, create, retrieve, update, delete, master
+//! access, `mp4_support` and static renditions, with Mux's paths, bodies,
+//! status codes and error types.
+
+use std::path::{Path, PathBuf};
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use super::auth::Authenticated;
+use super::body::JsonObject;
+use super::{ApiError, ApiState, blocking};
+use crate::asset::{
+    Asset, AssetStatus, IngestType, MasterAccess, Meta, Mp4Support, RenditionRequest,
+    RenditionResolution, RenditionType, TrackKind,
+};
+use crate::db::{
+    AssetRecord, MASTER_ACCESS_TTL_S, NewAsset, NewSource, Page, RenditionRow, SourceIdentity,
+    SourceOrigin,
+};
+use crate::jobs::now_ms;
+use crate::jobs::renditions::AddRenditionError;
+
+/// Assets per page unless `limit` says otherwise (Mux's default).
+const DEFAULT_LIMIT: u32 = 25;
+/// The largest `limit` (Mux's).
+const MAX_LIMIT: u32 = 100;
+
+fn data<T: serde::Serialize>(status: StatusCode, value: T) -> Response {
+    (status, Json(json!({ "data": value }))).into_response()
+}
+
+/// Our asset ids are 32 letters and digits; anything else cannot name one.
+fn check_asset_id(id: &str) -> Result<(), ApiError> {
+    if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidParameters(format!(
+            "Asset id {id:?} was invalid"
+        )))
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("The requested asset does not exist".into())
+}
+
+fn view(state: &ApiState, record: AssetRecord) -> Result<Asset, ApiError> {
+    Ok(crate::view::asset(
+        record,
+        Some(&state.ctx.links),
+        crate::clock::now_s(),
+    )?)
+}
+
+async fn load(state: &ApiState, id: &str) -> Result<AssetRecord, ApiError> {
+    check_asset_id(id)?;
+    let id = id.to_owned();
+    blocking(state, move |db| {
+        db.read(|r| r.asset(&id)).map_err(ApiError::from)
+    })
+    .await?
+    .ok_or_else(not_found)
+}
+
+/// `limit`, `page` and `cursor` of `GET /video/v1/assets`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ListQuery {
+    limit: Option<String>,
+    page: Option<String>,
+    cursor: Option<String>,
+}
+
+fn positive(name: &str, value: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let Some(v) = value else { return Ok(default) };
+    match v.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n.min(max)),
+        _ => Err(ApiError::InvalidParameters(format!(
+            "{name} must be a whole number of at least 1, not {v:?}"
+        ))),
+    }
+}
+
+fn encode_cursor(record: &AssetRecord) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{}:{}", record.created_at, record.id))
+}
+
+fn decode_cursor(cursor: &str) -> Result<Page, ApiError> {
+    let bad = || {
+        ApiError::InvalidParameters(format!(
+            "cursor {cursor:?} is not a cursor this API returned"
+        ))
+    };
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    let (created, id) = text.split_once(':').ok_or_else(bad)?;
+    let created_at = created.parse().map_err(|_| bad())?;
+    check_asset_id(id).map_err(|_| bad())?;
+    Ok(Page::After {
+        created_at,
+        id: id.to_owned(),
+    })
+}
+
+/// `GET /video/v1/assets`: newest first.
+pub async fn list(
+    _auth: Authenticated,
+    State(state): State<ApiState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let limit = positive("limit", q.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
+    let page = match (&q.cursor, &q.page) {
+        (Some(c), _) if !c.is_empty() => decode_cursor(c)?,
+        (_, page) => {
+            let n = positive("page", page.as_deref(), 1, u32::MAX)?;
+            Page::Offset(u64::from(n - 1) * u64::from(limit))
+        }
+    };
+    let (records, more) = blocking(&state, move |db| {
+        Ok(db.read(|r| r.list_assets(limit, &page))?)
+    })
+    .await?;
+    let next_cursor = if more {
+        records.last().map(encode_cursor)
+    } else {
+        None
+    };
+    let assets = records
+        .into_iter()
+        .map(|r| view(&state, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({ "data": assets, "next_cursor": next_cursor })).into_response())
+}
+
+/// The file an `inputs[0].url` names, if it is a `file://` URL of a regular
+/// file below one of the allowed folders (after resolving symlinks).
+fn input_file(url: &str, allowed: &[PathBuf]) -> Result<PathBuf, ApiError> {
+    let bad = |why: String| ApiError::InvalidParameters(format!("inputs[0].url: {why}"));
+    let parsed = url::Url::parse(url).map_err(|e| bad(format!("{url:?} is not a URL ({e})")))?;
+    match parsed.scheme() {
+        "file" => {}
+        "http" | "https" => {
+            return Err(bad(
+                "http(s):// inputs are not supported yet; use a file:// URL under [api] allowed_input_dirs"
+                    .into(),
+            ));
+        }
+        other => {
+            return Err(bad(format!(
+                "the {other}:// scheme is not supported; use file://"
+            )));
+        }
+    }
+    if allowed.is_empty() {
+        return Err(bad(
+            "file:// inputs are turned off: [api] allowed_input_dirs is empty".into(),
+        ));
+    }
+    let path = parsed
+        .to_file_path()
+        .map_err(|()| bad(format!("{url:?} is not a local file path")))?;
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| bad(format!("cannot open {}: {e}", path.display())))?;
+    // The folders are resolved again now: one may have been made (or
+    // re-linked) since start-up.
+    let inside = |dir: &PathBuf| dir.canonicalize().is_ok_and(|d| canonical.starts_with(&d));
+    if !allowed.iter().any(inside) {
+        return Err(bad(format!(
+            "{} is not inside a folder of [api] allowed_input_dirs",
+            path.display()
+        )));
+    }
+    Ok(canonical)
+}
+
+fn input_url(body: &Map<String, Value>) -> Result<String, ApiError> {
+    let first_url = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(list) => list
+                .first()
+                .and_then(|i| i.get("url"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => None,
+        }
+    };
+    body.get("inputs")
+        .or_else(|| body.get("input"))
+        .and_then(first_url)
+        .ok_or_else(|| {
+            ApiError::InvalidParameters(
+                "inputs[0].url is required: a file:// URL of the source".into(),
+            )
+        })
+}
+
+/// `POST /video/v1/assets`: an asset from a `file://` input.
+pub async fn create(
+    auth: Authenticated,
+    State(state): State<ApiState>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let url = input_url(&body)?;
+    // Mux ignores fields it does not know; so does the API.
+    let known: Map<String, Value> = body
+        .into_iter()
+        .filter(|(k, _)| crate::settings::is_request_field(k))
+        .collect();
+    let mut settings = state.ctx.settings_for(Path::new(""));
+    crate::settings::apply_request(&mut settings, &Value::Object(known), "request")
+        .map_err(|e| ApiError::InvalidParameters(format!("{}: {}", e.field, e.problem)))?;
+    let allowed = state.ctx.config.api.allowed_input_dirs.clone();
+    let max_attempts = state.ctx.config.max_attempts;
+    let record = blocking(&state, move |db| {
+        let path = input_file(&url, &allowed)?;
+        let identity = SourceIdentity::of(&path)
+            .map_err(|e| ApiError::InvalidParameters(format!("inputs[0].url: {e}")))?;
+        let asset = NewAsset::now(settings, IngestType::OnDemandUrl);
+        let source = NewSource {
+            path,
+            origin: SourceOrigin::Api,
+            identity,
+            sidecar: None,
+        };
+        db.write(|tx| {
+            tx.create_asset(&asset, Some(&source), max_attempts, now_ms(), None, None)?;
+            tx.read().asset(&asset.id)
+        })?
+        .ok_or_else(|| ApiError::Internal("a new asset could not be read back".into()))
+    })
+    .await?;
+    tracing::info!(asset.id = %record.id, token.id = %auth.token_id, "Asset created over the API.");
+    state.ctx.queue_signal.notify_one();
+    Ok(data(StatusCode::CREATED, view(&state, record)?))
+}
+
+/// `GET /video/v1/assets/{id}`.
+pub async fn retrieve(
+    _auth: Authenticated,
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let record = load(&state, &id).await?;
+    Ok(data(StatusCode::OK, view(&state, record)?))
+}
+
+fn optional_string(
+    body: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<Option<String>>, ApiError> {
+    match body.get(field) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
+        Some(_) => Err(ApiError::InvalidParameters(format!(
+            "{field} must be a string"
+        ))),
+    }
+}
+
+/// `PATCH /video/v1/assets/{id}`: `passthrough` and `meta`.
+pub async fn update(
+    _auth: Authenticated,
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let record = load(&state, &id).await?;
+    let mut settings = record.settings;
+    if let Some(p) = optional_string(&body, "passthrough")? {
+        settings.passthrough = p;
+    }
+    match body.get("meta") {
+        None => {}
+        Some(Value::Null) => settings.meta = None,
+        Some(Value::Object(m)) => {
+            let mut meta = Meta::default();
+            for field in ["title", "creator_id", "external_id"] {
+                let value = optional_string(m, field)
+                    .map_err(|_| {
+                        ApiError::InvalidParameters(format!("meta.{field} must be a string"))
+                    })?
+                    .flatten();
+                match field {
+                    "title" => meta.title = value,
+                    "creator_id" => meta.creator_id = value,
+                    _ => meta.external_id = value,
+                }
+            }
+            settings.meta = Some(meta);
+        }
+        Some(_) => return Err(ApiError::InvalidParameters("meta must be an object".into())),
+    }
+    settings
+        .check_limits()
+        .map_err(|e| ApiError::InvalidParameters(e.to_string()))?;
+    let record = save_settings(&state, &id, settings, None).await?;
+    Ok(data(StatusCode::OK, view(&state, record)?))
+}
+
+/// Stores new settings (and, with `master_expiry`, when master access ends)
+/// and reads the asset back, in one transaction.
+async fn save_settings(
+    state: &ApiState,
+    id: &str,
+    settings: crate::asset::AssetSettings,
+    master_expiry: Option<Option<i64>>,
+) -> Result<AssetRecord, ApiError> {
+    let id = id.to_owned();
+    blocking(state, move |db| {
+        db.write(|tx| {
+            if !tx.set_settings(&id, &settings, now_ms())? {
+                return Ok(None);
+            }
+            if let Some(expiry) = master_expiry {
+                tx.set_master_expiry(&id, expiry)?;
+            }
+            tx.read().asset(&id)
+        })?
+        .ok_or_else(not_found)
+    })
+    .await
+}
+
+/// `DELETE /video/v1/assets/{id}`: 204. The asset disappears at once, its
+/// running job stops, and its files are purged once the job has stopped.
+pub async fn delete(
+    auth: Authenticated,
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    check_asset_id(&id)?;
+    let asset = id.clone();
+    let existed = blocking(&state, move |db| {
+        Ok(db.write(|tx| tx.delete_asset(&asset, now_ms()))?)
+    })
+    .await?;
+    if !existed {
+        return Err(not_found());
+    }
+    state.ctx.stop_deleted(&id);
+    state.ctx.purge_signal.notify_one();
+    tracing::info!(asset.id = %id, token.id = %auth.token_id, "Asset deleted over the API.");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn require_ready(record: &AssetRecord) -> Result<(), ApiError> {
+    if record.status == AssetStatus::Ready {
+        Ok(())
+    } else {
+        Err(ApiError::FailedRequest("Asset is not ready".into()))
+    }
+}
+
+fn enum_field<T: serde::de::DeserializeOwned>(
+    body: &Map<String, Value>,
+    field: &str,
+    allowed: &str,
+) -> Result<T, ApiError> {
+    let bad = || ApiError::InvalidParameters(format!("{field} must be one of {allowed}"));
+    let value = body.get(field).ok_or_else(bad)?;
+    serde_json::from_value(value.clone()).map_err(|_| bad())
+}
+
+/// `PUT /video/v1/assets/{id}/master-access`: `temporary` or `none`.
+pub async fn master_access(
+    _auth: Authenticated,
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let access: MasterAccess = enum_field(&body, "master_access", "\"temporary\", \"none\"")?;
+    let record = load(&state, &id).await?;
+    require_ready(&record)?;
+    let mut settings = record.settings;
+    settings.master_access = access;
+    let expiry = match access {
+        MasterAccess::Temporary => Some(crate::clock::now_s() + MASTER_ACCESS_TTL_S),
+        MasterAccess::None => None,
+    };
+    let record = save_settings(&state, &id, settings, Some(expiry)).await?;
+    Ok(data(StatusCode::OK, view(&state, record)?))
+}
+
+/// `PUT /video/v1/assets/{id}/mp4-support` (Mux's legacy MP4 files).
+pub async fn mp4_support(
+    _auth: Authenticated,
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let wanted: Mp4Support = enum_field(
+        &body,
+        "mp4_support",
+        "\"none\", \"standard\", \"capped-1080p\", \"audio-only\", \"audio-only,capped-1080p\"",
+    )?;
+    let record = load(&state, &id).await?;
+    require_ready(&record)?;
+    if !record.settings.static_renditions.is_empty() && wanted != Mp4Support::None {
+        return Err(ApiError::InvalidParameters(
+            "mp4_support cannot be combined with static_renditions (Mux allows one or the other)"
+                .into(),
+        ));
+    }
+    let has_video = record
+        .summary
+        .tracks
+        .iter()
+        .any(|t| t.kind == TrackKind::Video);
+    let mut settings = record.settings.clone();
+    settings.mp4_support = (wanted != Mp4Support::None).then_some(wanted);
+    let names: Vec<String> = crate::plan::requested_names_for(&settings, has_video)
+        .into_iter()
+        .map(|(name, ..)| name)
+        .collect();
+    // Legacy files no longer asked for go; new ones are made.
+    let dropped: Vec<RenditionRow> = record
+        .renditions
+        .iter()
+        .filter(|r| r.resolution.is_none() && !names.contains(&r.name))
+        .cloned()
+        .collect();
+    let max_attempts = state.ctx.config.max_attempts;
+    let asset = id.clone();
+    let gone = dropped.clone();
+    let record = blocking(&state, move |db| {
+        db.write(|tx| {
+            tx.set_settings(&asset, &settings, now_ms())?;
+            for row in &gone {
+                tx.delete_rendition(&asset, &row.id)?;
+            }
+            for name in &names {
+                let row = legacy_row(name);
+                tx.add_rendition(&asset, &row, &settings, max_attempts, now_ms(), None)?;
+            }
+            tx.read().asset(&asset)
+        })?
+        .ok_or_else(not_found)
+    })
+    .await?;
+    for row in &dropped {
+        remove_stored(&state, &id, &row.name).await;
+    }
+    state.ctx.queue_signal.notify_one();
+    Ok(data(StatusCode::OK, view(&state, record)?))
+}
+
+fn legacy_row(name: &str) -> RenditionRow {
+    RenditionRow {
+        id: crate::asset::new_asset_id(),
+        name: name.to_owned(),
+        ext: if name.ends_with(".m4a") { "m4a" } else { "mp4" }.into(),
+        resolution: None,
+        kind: RenditionType::Standard.as_str().to_owned(),
+        passthrough: None,
+        status: "preparing".into(),
+        resolution_tier: None,
+        width: None,
+        height: None,
+        bitrate: None,
+        filesize: None,
+    }
+}
+
+async fn remove_stored(state: &ApiState, asset_id: &str, name: &str) {
+    let key = crate::store::asset_key(asset_id, name);
+    if let Err(e) = state.ctx.store.delete(&key).await {
+        tracing::warn!(asset.id = %asset_id, file = name, error = %e, "Cannot delete a rendition file.");
+    }
+}
+
+/// `POST /video/v1/assets/{id}/static-renditions`: 201 with the new file,
+/// `preparing`; it is made from the stored master.
+pub async fn create_static_rendition(
+    _auth: Authenticated,
+    State(state): State<ApiState>,
+    UrlPath(id): UrlPath<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    check_asset_id(&id)?;
+    let allowed = RenditionResolution::ALL
+        .map(|r| format!("{:?}", r.as_str()))
+        .join(", ");
+    let resolution: RenditionResolution = enum_field(&body, "resolution", &allowed)?;
+    let passthrough = optional_string(&body, "passthrough")?.flatten();
+    if let Some(p) = &passthrough
+        && p.chars().count() > 255
+    {
+        return Err(ApiError::InvalidParameters(format!(
+            "passthrough is {} characters long; the limit is 255",
+            p.chars().count()
+        )));
+    }
+    let max_attempts = state.ctx.config.max_attempts;
+    let asset = id.clone();
+    let (row, _job) = blocking(&state, move |db| {
+        crate::jobs::renditions::add(
+            db,
+            &asset,
+            RenditionRequest {
+                resolution,
+                passthrough,
+            },
+            max_attempts,
+            None,
+        )
+        .map_err(|e| match e {
+            AddRenditionError::NotFound(_) => not_found(),
+            AddRenditionError::NotReady(_) => ApiError::FailedRequest("Asset is not ready".into()),
+            AddRenditionError::LegacyMp4Support(_) => ApiError::InvalidParameters(
+                "static renditions cannot be added to an asset that uses mp4_support".into(),
+            ),
+            AddRenditionError::Db(e) => e.into(),
+        })
+    })
+    .await?;
+    state.ctx.queue_signal.notify_one();
+    Ok(data(
+        StatusCode::CREATED,
+        crate::view::rendition_file(&row)?,
+    ))
+}
+
+/// `DELETE /video/v1/assets/{id}/static-renditions/{rendition_id}`: 204,
+/// the file removed.
+pub async fn delete_static_rendition(
+    _auth: Authenticated,
+    State(state): State<ApiState>,
+    UrlPath((id, rendition_id)): UrlPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let record = load(&state, &id).await?;
+    let Some(row) = record
+        .renditions
+        .iter()
+        .find(|r| r.id == rendition_id)
+        .cloned()
+    else {
+        return Err(ApiError::NotFound(
+            "The requested static rendition does not exist".into(),
+        ));
+    };
+    let mut settings = record.settings;
+    settings
+        .static_renditions
+        .retain(|r| crate::plan::rendition_name(r.resolution) != row.name);
+    let asset = id.clone();
+    let rid = rendition_id.clone();
+    blocking(&state, move |db| {
+        Ok(db.write(|tx| {
+            tx.delete_rendition(&asset, &rid)?;
+            tx.set_settings(&asset, &settings, now_ms())
+        })?)
+    })
+    .await?;
+    remove_stored(&state, &id, &row.name).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_must_be_files_inside_allowed_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let allowed = dir.path().join("in").canonicalize().unwrap_or_else(|_| {
+            std::fs::create_dir_all(dir.path().join("in")).unwrap();
+            dir.path().join("in").canonicalize().unwrap()
+        });
+        std::fs::write(allowed.join("a.mp4"), b"x").unwrap();
+        std::fs::write(dir.path().join("secret.mp4"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.mp4"), allowed.join("link.mp4"))
+            .unwrap();
+        let url = |p: &Path| format!("file://{}", p.display());
+        let ok = input_file(&url(&allowed.join("a.mp4")), std::slice::from_ref(&allowed));
+        assert_eq!(ok.unwrap(), allowed.join("a.mp4"));
+        for bad in [
+            format!("file://{}/../secret.mp4", allowed.display()),
+            url(&allowed.join("link.mp4")),
+            url(&allowed.join("missing.mp4")),
+            "https://example.com/a.mp4".to_owned(),
+            "ftp://x/y".to_owned(),
+        ] {
+            let e = input_file(&bad, std::slice::from_ref(&allowed)).unwrap_err();
+            assert!(matches!(e, ApiError::InvalidParameters(_)), "{bad}: {e:?}");
+        }
+        assert!(input_file(&url(&allowed.join("a.mp4")), &[]).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let page = decode_cursor(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("1700000000:abc123"),
+        )
+        .unwrap();
+        assert_eq!(
+            page,
+            Page::After {
+                created_at: 1_700_000_000,
+                id: "abc123".into()
+            }
+        );
+        assert!(decode_cursor("!!").is_err());
+        assert!(
+            decode_cursor(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("x:y'"))
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! `[api]`: the HTTP listener, its access tokens, the folders `file://`
+//! inputs may come from, and the key that signs download URLs.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::Secret;
+
+/// Largest request body the API reads, in bytes (create-asset and friends
+/// are small JSON documents).
+pub const DEFAULT_MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
+
+/// `[api]` as written. Every key has a default, so the section may be left out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawApi {
+    /// `HOST:PORT` to listen on; port 0 picks a free one.
+    pub listen: String,
+    /// The scheme, host and port applications reach reeld at, for the URLs
+    /// reeld hands out (`master.url`, rendition `url`). Defaults to
+    /// `http://` + `listen`.
+    pub public_base_url: Option<String>,
+    /// Access tokens: HTTP Basic user (`id`) and password (`secret`).
+    pub tokens: Vec<RawToken>,
+    /// Folders below which `file://` inputs of `POST /video/v1/assets` may lie.
+    pub allowed_input_dirs: Vec<PathBuf>,
+    /// Key for signing download URLs (at least 32 characters). Without it,
+    /// reeld generates one and keeps it beside the database.
+    pub url_signing_key: Option<String>,
+    /// Lifetime of a rendition download URL, in seconds.
+    pub download_url_ttl_seconds: u64,
+    /// Largest JSON request body, in bytes.
+    pub max_json_body_bytes: usize,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi {
+            listen: "127.0.0.1:8080".into(),
+            public_base_url: None,
+            tokens: Vec::new(),
+            allowed_input_dirs: Vec::new(),
+            url_signing_key: None,
+            download_url_ttl_seconds: 24 * 60 * 60,
+            max_json_body_bytes: DEFAULT_MAX_JSON_BODY_BYTES,
+        }
+    }
+}
+
+/// `[[api.tokens]]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    /// The token id (Basic auth user name).
+    pub id: String,
+    /// The token secret (Basic auth password).
+    pub secret: String,
+}
+
+impl fmt::Debug for RawToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawToken")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An access token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiToken {
+    /// Its id.
+    pub id: String,
+    /// Its secret.
+    pub secret: Secret,
+}
+
+/// `[api]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The base of URLs handed out, without a trailing slash; `None` means
+    /// `http://` + the address actually bound.
+    pub public_base_url: Option<String>,
+    /// Access tokens (none configured: one is generated beside the database).
+    pub tokens: Vec<ApiToken>,
+    /// Canonical folders `file://` inputs may lie below.
+    pub allowed_input_dirs: Vec<PathBuf>,
+    /// The download URL signing key, if configured.
+    pub url_signing_key: Option<Secret>,
+    /// Lifetime of a rendition download URL, in seconds.
+    pub download_url_ttl_seconds: u64,
+    /// Largest JSON request body.
+    pub max_json_body_bytes: usize,
+}
+
+impl RawApi {
+    /// Checks every value, pushing one sentence per problem.
+    pub fn validate(
+        self,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+        problems: &mut Vec<String>,
+    ) -> Option<ApiConfig> {
+        let before = problems.len();
+        let listen = match self.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                problems.push(format!(
+                    "api.listen {:?} must be HOST:PORT with a numeric address, e.g. \"127.0.0.1:8080\"",
+                    self.listen
+                ));
+                None
+            }
+        };
+        let public_base_url = self
+            .public_base_url
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(u) = &public_base_url {
+            match url::Url::parse(u) {
+                Ok(parsed)
+                    if matches!(parsed.scheme(), "http" | "https")
+                        && parsed.query().is_none()
+                        && parsed.host().is_some() => {}
+                _ => problems.push(format!(
+                    "api.public_base_url {u:?} must be an http:// or https:// URL with no query"
+                )),
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, t) in self.tokens.iter().enumerate() {
+            if t.id.is_empty() || t.id.contains(':') {
+                problems.push(format!(
+                    "api.tokens[{i}].id must be non-empty and contain no ':'"
+                ));
+            }
+            if t.secret.len() < 16 {
+                problems.push(format!(
+                    "api.tokens[{i}].secret must be at least 16 characters"
+                ));
+            }
+            if !ids.insert(t.id.as_str()) {
+                problems.push(format!("api.tokens[{i}].id {:?} is listed twice", t.id));
+            }
+        }
+        if let Some(k) = &self.url_signing_key
+            && k.len() < 32
+        {
+            problems.push("api.url_signing_key must be at least 32 characters".to_owned());
+        }
+        if self.download_url_ttl_seconds == 0 {
+            problems.push("api.download_url_ttl_seconds must be at least 1".to_owned());
+        }
+        if self.max_json_body_bytes < 1024 {
+            problems.push("api.max_json_body_bytes must be at least 1024".to_owned());
+        }
+        if problems.len() > before {
+            return None;
+        }
+        Some(ApiConfig {
+            listen: listen.expect("checked above"),
+            public_base_url,
+            tokens: self
+                .tokens
+                .into_iter()
+                .map(|t| ApiToken {
+                    id: t.id,
+                    secret: Secret(t.secret),
+                })
+                .collect(),
+            // Canonical where they exist, so that a symlink in the configured
+            // path cannot widen what is allowed; checked again per request.
+            allowed_input_dirs: self
+                .allowed_input_dirs
+                .iter()
+                .map(|d| {
+                    let p = resolve(d);
+                    p.canonicalize().unwrap_or(p)
+                })
+                .collect(),
+            url_signing_key: self.url_signing_key.map(Secret),
+            download_url_ttl_seconds: self.download_url_ttl_seconds,
+            max_json_body_bytes: self.max_json_body_bytes,
+        })
+    }
+}

@@ -1,0 +1,112 @@
+//! The schema, as migrations applied in order; `PRAGMA user_version` counts
+//! them. A migration is never edited once released: add a new one.
+
+use rusqlite::Connection;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts them.
+pub const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE assets (
+    id              TEXT PRIMARY KEY,
+    created_at      INTEGER NOT NULL,          -- Unix seconds
+    status          TEXT NOT NULL,             -- preparing | ready | errored
+    settings        TEXT NOT NULL,             -- JSON AssetSettings
+    ingest_type     TEXT NOT NULL,
+    summary         TEXT NOT NULL DEFAULT '{}',-- JSON MediaSummary of the stored master
+    errors          TEXT,                      -- JSON AssetErrors
+    progress_state  TEXT NOT NULL,
+    progress        REAL NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX assets_by_created ON assets (created_at, id);
+
+CREATE TABLE jobs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    asset_id      TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+    kind          TEXT NOT NULL,               -- transcode
+    state         TEXT NOT NULL,               -- queued | running | done | failed
+    worker_id     TEXT,                        -- holder of the lease while running
+    heartbeat_at  INTEGER,                     -- Unix ms of the last heartbeat
+    attempts      INTEGER NOT NULL DEFAULT 0,  -- claims so far
+    max_attempts  INTEGER NOT NULL,
+    not_before    INTEGER NOT NULL DEFAULT 0,  -- Unix ms: backoff
+    last_error    TEXT,
+    created_at    INTEGER NOT NULL,
+    finished_at   INTEGER
+);
+CREATE INDEX jobs_runnable ON jobs (state, not_before, id);
+
+CREATE TABLE sources (
+    asset_id     TEXT PRIMARY KEY REFERENCES assets (id) ON DELETE CASCADE,
+    path         TEXT NOT NULL,                -- where the source was taken from
+    origin       TEXT NOT NULL,                -- watch | cli
+    device       INTEGER NOT NULL,
+    inode        INTEGER NOT NULL,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    disposition  TEXT NOT NULL                 -- pending | kept | moved | deleted | failed | untouched
+);
+CREATE INDEX sources_identity ON sources (device, inode, size, mtime_ns);
+"#,
+    r#"
+CREATE TABLE renditions (
+    asset_id         TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+    name             TEXT NOT NULL,            -- highest.mp4, 720p.mp4, audio.m4a, ...
+    id               TEXT NOT NULL,
+    ext              TEXT NOT NULL,
+    resolution       TEXT,                     -- as requested; NULL for legacy mp4_support files
+    kind             TEXT NOT NULL,            -- standard | advanced
+    passthrough      TEXT,
+    status           TEXT NOT NULL,            -- preparing | ready | skipped | errored
+    resolution_tier  TEXT,
+    width            INTEGER,
+    height           INTEGER,
+    bitrate          INTEGER,                  -- bits per second, measured
+    filesize         INTEGER,                  -- bytes
+    created_at       INTEGER NOT NULL,
+    PRIMARY KEY (asset_id, name)
+);
+ALTER TABLE sources ADD COLUMN sidecar TEXT;   -- the settings file consumed with the source
+"#,
+    r#"
+-- Times the process running the job died under it. A crash gives the attempt
+-- back (the job did not fail) but counts here, so that a file that crashes
+-- the daemon every time is given up on instead of looping.
+ALTER TABLE jobs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+-- Fencing: every claim takes the next generation, and every later write of
+-- the job names it, so a worker that lost its lease cannot write.
+ALTER TABLE jobs ADD COLUMN lease_generation INTEGER NOT NULL DEFAULT 0;
+-- Set when the job's asset is deleted; the heartbeat stops the job.
+ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+-- Unix ms. A deleted asset is hidden at once; its row stays as a tombstone
+-- (so its watch-folder source stays known) and its files are purged after
+-- its job has stopped.
+ALTER TABLE assets ADD COLUMN deleted_at INTEGER;
+ALTER TABLE assets ADD COLUMN purged_at INTEGER;
+-- Unix s after which temporary master access ends.
+ALTER TABLE assets ADD COLUMN master_expires_at INTEGER;
+CREATE INDEX assets_live_newest ON assets (created_at DESC, id DESC) WHERE deleted_at IS NULL;
+CREATE INDEX assets_to_purge ON assets (deleted_at) WHERE deleted_at IS NOT NULL AND purged_at IS NULL;
+CREATE INDEX jobs_by_asset ON jobs (asset_id, state);
+"#,
+];
+
+/// Applies the migrations `conn`'s file has not had yet.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version >= MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
+    // IMMEDIATE takes the write lock before the version is read again, so two
+    // processes opening a new file at once (the daemon and `reeld assets
+    // list`) cannot both apply the same migration.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+    }
+    tx.commit()
+}

@@ -1,0 +1,216 @@
+//! The `sources` table: the file each asset was made from, by identity
+//! (device, inode, size, mtime), and what has been done with it since.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{DbError, Read, Tx};
+use crate::asset::{AssetErrors, AssetStatus};
+
+/// The identity of a source file: the same file dropped again gets a new
+/// inode, size or mtime, and so a new identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceIdentity {
+    /// `st_dev`.
+    pub device: u64,
+    /// `st_ino`.
+    pub inode: u64,
+    /// Bytes.
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i64,
+}
+
+impl SourceIdentity {
+    /// Reads the identity of the file at `path` (one `stat`); anything but a
+    /// regular file is an `InvalidInput` error.
+    pub fn of(path: &Path) -> std::io::Result<SourceIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        if !m.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
+        Ok(SourceIdentity {
+            device: m.dev(),
+            inode: m.ino(),
+            size: m.size(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        })
+    }
+}
+
+/// Where an asset's source came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceOrigin {
+    /// The watch folder: reeld disposes of it after success or failure.
+    Watch,
+    /// `reeld ingest FILE`: the user's file is never touched.
+    Cli,
+    /// `POST /video/v1/assets` with a `file://` input: never touched either.
+    Api,
+}
+
+impl SourceOrigin {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            SourceOrigin::Watch => "watch",
+            SourceOrigin::Cli => "cli",
+            SourceOrigin::Api => "api",
+        }
+    }
+}
+
+/// What has been done with a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Waiting for the asset to finish.
+    Pending,
+    /// Left in place (`on_success = keep`).
+    Kept,
+    /// Moved to the done folder.
+    Moved,
+    /// Deleted (`on_success = delete`).
+    Deleted,
+    /// Moved to the failed folder.
+    Failed,
+    /// A CLI source: never touched.
+    Untouched,
+}
+
+impl Disposition {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Pending => "pending",
+            Disposition::Kept => "kept",
+            Disposition::Moved => "moved",
+            Disposition::Deleted => "deleted",
+            Disposition::Failed => "failed",
+            Disposition::Untouched => "untouched",
+        }
+    }
+}
+
+/// The source an asset is made from.
+#[derive(Debug, Clone)]
+pub struct NewSource {
+    /// Absolute path at the time it was taken.
+    pub path: PathBuf,
+    /// Where it came from.
+    pub origin: SourceOrigin,
+    /// Its identity.
+    pub identity: SourceIdentity,
+    /// The sidecar settings file taken with it, moved or deleted along with it.
+    pub sidecar: Option<PathBuf>,
+}
+
+/// A source whose asset has finished but which has not been disposed of yet.
+#[derive(Debug, Clone)]
+pub struct PendingSource {
+    /// The asset.
+    pub asset_id: String,
+    /// Whether the asset is ready (else errored).
+    pub status: AssetStatus,
+    /// Where the source was taken from.
+    pub path: PathBuf,
+    /// The asset's errors, for the `.error.json`.
+    pub errors: Option<AssetErrors>,
+    /// The sidecar settings file, if one was taken with the source.
+    pub sidecar: Option<PathBuf>,
+}
+
+impl Read<'_> {
+    /// Whether a watch-folder source with this identity already made an asset.
+    pub fn watch_source_known(&self, id: &SourceIdentity) -> Result<bool, DbError> {
+        let found: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM sources WHERE device = ?1 AND inode = ?2 AND size = ?3 AND mtime_ns = ?4
+                 AND origin = 'watch' LIMIT 1",
+                params![id.device as i64, id.inode as i64, id.size as i64, id.mtime_ns],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// The path of an asset's source.
+    pub fn source_path(&self, asset_id: &str) -> Result<Option<PathBuf>, DbError> {
+        let path: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT path FROM sources WHERE asset_id = ?1",
+                params![asset_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(path.map(PathBuf::from))
+    }
+
+    /// Watch-folder sources of finished assets that still await their move,
+    /// delete or keep (left over if the daemon stopped in between).
+    pub fn pending_sources(&self) -> Result<Vec<PendingSource>, DbError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.asset_id, a.status, s.path, a.errors, s.sidecar FROM sources s JOIN assets a ON a.id = s.asset_id
+             WHERE s.disposition = 'pending' AND a.status != 'preparing' ORDER BY a.created_at",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (asset_id, status, path, errors, sidecar) = row?;
+            out.push(PendingSource {
+                asset_id,
+                status: super::assets::parse_status(&status)?,
+                path: PathBuf::from(path),
+                errors: errors.and_then(|e| serde_json::from_str(&e).ok()),
+                sidecar: sidecar.map(PathBuf::from),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Tx<'_> {
+    /// Records what was done with a source.
+    pub fn set_disposition(&self, asset_id: &str, disposition: Disposition) -> Result<(), DbError> {
+        self.conn.execute(
+            "UPDATE sources SET disposition = ?2 WHERE asset_id = ?1",
+            params![asset_id, disposition.as_str()],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn insert_source(&self, asset_id: &str, s: &NewSource) -> Result<(), DbError> {
+        let disposition = match s.origin {
+            SourceOrigin::Watch => Disposition::Pending,
+            SourceOrigin::Cli | SourceOrigin::Api => Disposition::Untouched,
+        };
+        self.conn.execute(
+            "INSERT INTO sources (asset_id, path, origin, device, inode, size, mtime_ns, disposition, sidecar)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                asset_id,
+                s.path.to_string_lossy(),
+                s.origin.as_str(),
+                s.identity.device as i64,
+                s.identity.inode as i64,
+                s.identity.size as i64,
+                s.identity.mtime_ns,
+                disposition.as_str(),
+                s.sidecar.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            ],
+        )?;
+        Ok(())
+    }
+}
