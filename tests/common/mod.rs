@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -259,6 +261,8 @@ impl TestEnv {
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
                 .expect("default config is readable")
                 .replace("settle_seconds = 3", "settle_seconds = 1")
+                // A free port for every daemon: tests run side by side.
+                .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
                 .replace(
                     "pipelines_dir = \"pipelines\"",
                     &format!(
@@ -272,6 +276,11 @@ impl TestEnv {
             assert!(text.contains(from), "config has no {from:?}");
             text = text.replace(from, to);
         }
+        text += &format!(
+            "\n[[api.tokens]]\nid = \"{}\"\nsecret = \"{}\"\n",
+            http::TOKEN_ID,
+            http::TOKEN_SECRET
+        );
         let config = dir.path().join("config.toml");
         std::fs::write(&config, text).expect("config is writable");
         TestEnv { dir, config }
@@ -357,14 +366,14 @@ impl TestEnv {
 
     /// Starts `reeld run` with extra environment variables.
     pub fn start_daemon_with_env(&self, vars: &[(&str, &str)]) -> TestDaemon {
-        let log = std::fs::File::create(self.dir.path().join(format!(
+        let log_path = self.dir.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_nanos()
-        )))
-        .unwrap();
+        ));
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(reeld_bin())
             .arg("--config")
             .arg(&self.config)
@@ -375,7 +384,10 @@ impl TestEnv {
             .stderr(log)
             .spawn()
             .expect("reeld run starts");
-        TestDaemon { child: Some(child) }
+        TestDaemon {
+            child: Some(child),
+            log: log_path,
+        }
     }
 
     /// Waits until `pred` holds for the asset list, or panics after `timeout`.
@@ -435,6 +447,8 @@ impl TestEnv {
 /// A running `reeld run`; killed when dropped.
 pub struct TestDaemon {
     child: Option<Child>,
+    /// This daemon's log file.
+    pub log: PathBuf,
 }
 
 impl TestDaemon {
@@ -535,5 +549,14 @@ pub fn first_frame_psnr(a: &Path, b: &Path, width: u32, height: u32) -> f64 {
         f64::INFINITY
     } else {
         average.parse().expect("PSNR is a number")
+    }
+}
+
+/// Waits until `pred` holds, or panics after `timeout` naming `what`.
+pub fn wait_for(timeout: Duration, what: &str, mut pred: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !pred() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

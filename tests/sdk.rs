@@ -1,0 +1,157 @@
+//! Mux's official SDKs against a running reeld, with only the base URL
+//! changed: `@mux/mux-node` (pinned in tests/sdk/package.json) walks every
+//! asset call, and `mux_python` (pinned in tests/sdk/requirements.txt) reads
+//! ready, errored, audio-only and preparing assets through its strict models.
+//!
+//! `scripts/test` installs both (npm ci, a venv); run it once before
+//! `cargo test` on a new machine.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::http::{Api, TOKEN_ID, TOKEN_SECRET, file_url, wait_for_asset};
+use common::{ClipSpec, TestEnv, make_clip};
+use serde_json::json;
+
+fn sdk_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk")
+}
+
+/// The Python with mux_python installed: `REELD_SDK_PYTHON`, as scripts/test
+/// sets it, or the venv scripts/test makes.
+fn python() -> PathBuf {
+    std::env::var_os("REELD_SDK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/reeld/sdk-venv/bin/python"))
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what} does not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sdk_env<'a>(cmd: &'a mut Command, api: &Api) -> &'a mut Command {
+    cmd.env("MUX_BASE_URL", &api.base)
+        .env("MUX_TOKEN_ID", TOKEN_ID)
+        .env("MUX_TOKEN_SECRET", TOKEN_SECRET)
+}
+
+#[test]
+fn mux_node_sdk_runs_against_reeld_unchanged() {
+    assert!(
+        sdk_dir().join("node_modules/@mux/mux-node").exists(),
+        "run `npm ci --prefix tests/sdk` (scripts/test does) first"
+    );
+    let env = TestEnv::new(&[]);
+    let dir = env.data("import");
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("node.mp4");
+    make_clip(&clip, ClipSpec::av(640, 360, 3));
+    let daemon = env.start_daemon();
+    let api = env.api(&daemon);
+    run(
+        sdk_env(&mut Command::new("node"), &api)
+            .arg(sdk_dir().join("mux-node.mjs"))
+            .env("INPUT_URL", file_url(&clip))
+            .current_dir(sdk_dir()),
+        "tests/sdk/mux-node.mjs",
+    );
+}
+
+#[test]
+fn mux_python_reads_every_kind_of_asset() {
+    assert!(
+        python().exists(),
+        "no Python with mux_python at {}: run scripts/test (it makes the venv)",
+        python().display()
+    );
+    let env = TestEnv::new(&[]);
+    // A slow encode keeps one asset preparing while the SDK reads it.
+    env.edit_fragment("h264-plus.gst", |text| {
+        text.replace("x264enc", "identity sleep-time=200000 ! x264enc")
+    });
+    let dir = env.data("import");
+    std::fs::create_dir_all(&dir).unwrap();
+    let video = dir.join("video.mp4");
+    make_clip(&video, ClipSpec::av(640, 360, 2));
+    let audio = dir.join("audio.m4a");
+    make_clip(
+        &audio,
+        ClipSpec {
+            video: None,
+            fps: 30,
+            seconds: 2,
+            audio: true,
+        },
+    );
+    let broken = dir.join("broken.mp4");
+    std::fs::write(&broken, b"this is not a video").unwrap();
+    let slow = common::to_matroska(&video);
+    let daemon = env.start_daemon();
+    let api = env.api(&daemon);
+    let create = |path: &Path, extra: serde_json::Value| {
+        let mut body = json!({"inputs": [{"url": file_url(path)}], "master_access": "temporary",
+                              "static_renditions": [{"resolution": "highest"}, {"resolution": "audio-only"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let r = api.request("POST", "/video/v1/assets", Some(&body), &[]);
+        assert_eq!(r.status, 201);
+        r.json()["data"]["id"].as_str().unwrap().to_owned()
+    };
+    let ready_video = create(&video, json!({"meta": {"title": "v"}}));
+    let ready_audio = create(&audio, json!({}));
+    let errored = create(&broken, json!({}));
+    let settled = |a: &serde_json::Value| {
+        a["status"] != "preparing" && a["static_renditions"]["status"] != "preparing"
+    };
+    for id in [&ready_video, &ready_audio, &errored] {
+        wait_for_asset(
+            &api,
+            id,
+            Duration::from_secs(120),
+            "the asset to settle",
+            settled,
+        );
+    }
+    let preparing = create(
+        &slow,
+        json!({"mp4_support": "capped-1080p", "static_renditions": []}),
+    );
+    wait_for_asset(
+        &api,
+        &preparing,
+        Duration::from_secs(60),
+        "the slow encode to start",
+        |a| a["progress"]["state"] == "transcoding",
+    );
+    let expect = json!({
+        ready_video.clone(): "ready",
+        ready_audio.clone(): "ready",
+        errored.clone(): "errored",
+        preparing.clone(): "preparing",
+    });
+    let audio_asset = api.get(&format!("/video/v1/assets/{ready_audio}")).json()["data"].clone();
+    assert_eq!(audio_asset["resolution_tier"], "audio-only");
+    run(
+        sdk_env(&mut Command::new(python()), &api)
+            .arg(sdk_dir().join("mux_python_check.py"))
+            .env("EXPECT", expect.to_string()),
+        "tests/sdk/mux_python_check.py",
+    );
+    let still = api.get(&format!("/video/v1/assets/{preparing}")).json()["data"]["status"].clone();
+    assert_eq!(
+        still, "preparing",
+        "the preparing asset was read while preparing"
+    );
+}
