@@ -15,7 +15,6 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{ApiError, ApiState, blocking};
 use crate::asset::{AssetStatus, RenditionStatus};
@@ -24,6 +23,8 @@ use crate::plan::MASTER_NAME;
 
 /// Bytes read from the file per chunk of the response body.
 const CHUNK_BYTES: usize = 256 * 1024;
+/// Chunks read ahead of the client, per download.
+const READ_AHEAD_CHUNKS: usize = 4;
 /// Longest saved-file name kept from `download=`, in characters.
 const MAX_FILENAME_CHARS: usize = 200;
 
@@ -62,7 +63,7 @@ pub async fn download(
         ));
     };
     let path = root.join(crate::store::asset_key(&asset_id, &file).to_string());
-    let mut handle = tokio::fs::File::open(&path)
+    let handle = tokio::fs::File::open(&path)
         .await
         .map_err(|_| ApiError::NotFound("The file does not exist.".into()))?;
     let meta = handle
@@ -125,12 +126,57 @@ pub async fn download(
     if method == Method::HEAD {
         return Ok((status, response_headers).into_response());
     }
-    handle
-        .seek(std::io::SeekFrom::Start(start))
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot seek {}: {e}", path.display())))?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(handle.take(len), CHUNK_BYTES);
-    Ok((status, response_headers, Body::from_stream(stream)).into_response())
+    // The file served is the one just looked at, even if a new one took its
+    // name since.
+    let file = handle.into_std().await;
+    Ok((
+        status,
+        response_headers,
+        Body::from_stream(read_range(file, start, len)),
+    )
+        .into_response())
+}
+
+/// The bytes `start..start + len` of `file`, as a stream of
+/// chunks. One blocking thread reads them with `pread` and hands them over
+/// through a channel of `READ_AHEAD_CHUNKS`, so memory per download stays
+/// bounded, and a client that goes away stops the reads.
+fn read_range(
+    file: std::fs::File,
+    start: u64,
+    len: u64,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD_CHUNKS);
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let (mut at, end) = (start, start + len);
+        while at < end {
+            let want = CHUNK_BYTES.min((end - at) as usize);
+            let mut buf = vec![0u8; want];
+            let result = file.read_at(&mut buf, at).and_then(|n| {
+                if n == 0 {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file ended early",
+                    ))
+                } else {
+                    Ok(n)
+                }
+            });
+            let item = result.map(|n| {
+                buf.truncate(n);
+                at += n as u64;
+                bytes::Bytes::from(buf)
+            });
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
 }
 
 /// The URL is genuine; is the file still meant to be downloadable?
