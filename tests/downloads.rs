@@ -263,3 +263,43 @@ fn downloads_run_while_a_transcode_does() {
         "the transcode was still running"
     );
 }
+
+#[test]
+fn downloads_beyond_the_limit_wait_their_turn() {
+    let env = TestEnv::new(&[(
+        "max_concurrent_downloads = 256",
+        "max_concurrent_downloads = 1",
+    )]);
+    let (_daemon, api, id, url) = ready_master(&env);
+    // A master larger than the socket buffers, and a client that reads it
+    // slowly: it holds the one download slot.
+    let big: Vec<u8> = (0..64u32 << 20).map(|i| (i % 251) as u8).collect();
+    let tmp = env.master_path(&id).with_extension("tmp");
+    std::fs::write(&tmp, &big).unwrap();
+    std::fs::rename(&tmp, env.master_path(&id)).unwrap();
+    let mut slow = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--limit-rate", "4k", &url])
+        .spawn()
+        .unwrap();
+    let mut refused = None;
+    common::wait_for(Duration::from_secs(30), "a download to be refused", || {
+        let r = get(&api, &url, &[]);
+        let busy = r.status == 503;
+        if busy {
+            refused = Some(r);
+        }
+        busy
+    });
+    let refused = refused.unwrap();
+    assert_eq!(refused.error_type(), "service_unavailable");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(
+        refused.header("x-should-retry").is_none(),
+        "a retry can help"
+    );
+    slow.kill().unwrap();
+    slow.wait().unwrap();
+    common::wait_for(Duration::from_secs(30), "the slot to be free again", || {
+        get(&api, &url, &[]).status == 200
+    });
+}

@@ -55,6 +55,12 @@ pub async fn download(
             })
         })?;
     check_still_allowed(&state, &asset_id, &file).await?;
+    // Held until the body is sent (or the client goes away).
+    let permit = state
+        .downloads
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyDownloads)?;
 
     let Some(root) = state.ctx.store.local_root() else {
         // S3-backed assets get presigned URLs of the store itself instead.
@@ -129,15 +135,12 @@ pub async fn download(
     // The file served is the one just looked at, even if a new one took its
     // name since.
     let file = handle.into_std().await;
-    Ok((
-        status,
-        response_headers,
-        Body::from_stream(read_range(file, start, len)),
-    )
-        .into_response())
+    let body = Body::from_stream(read_range(file, start, len, permit));
+    Ok((status, response_headers, body).into_response())
 }
 
-/// The bytes `start..start + len` of `file`, as a stream of
+/// The bytes `start..start + len` of `file` (holding `permit` until the
+/// stream ends), as a stream of
 /// chunks. One blocking thread reads them with `pread` and hands them over
 /// through a channel of `READ_AHEAD_CHUNKS`, so memory per download stays
 /// bounded, and a client that goes away stops the reads.
@@ -145,6 +148,7 @@ fn read_range(
     file: std::fs::File,
     start: u64,
     len: u64,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD_CHUNKS);
     tokio::task::spawn_blocking(move || {
@@ -174,8 +178,10 @@ fn read_range(
             }
         }
     });
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    // The permit lives as long as the body: until the last byte is handed
+    // to the connection, or the client goes away.
+    futures::stream::unfold((rx, permit), |(mut rx, permit)| async move {
+        rx.recv().await.map(|item| (item, (rx, permit)))
     })
 }
 

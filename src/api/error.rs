@@ -37,6 +37,9 @@ pub enum ApiError {
     /// The database failed or is busy; the client may retry.
     #[error("The service is busy; try again")]
     Unavailable(String),
+    /// Too many downloads at once; the client may retry shortly.
+    #[error("Too many downloads at once; try again shortly")]
+    TooManyDownloads,
 }
 
 impl From<crate::db::DbError> for ApiError {
@@ -56,13 +59,18 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_parameters"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            ApiError::Unavailable(_) | ApiError::TooManyDownloads => {
+                (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")
+            }
         }
     }
 
     /// Whether a retry of the same request can succeed.
     fn retry_can_help(&self) -> bool {
-        matches!(self, ApiError::Unavailable(_) | ApiError::Internal(_))
+        matches!(
+            self,
+            ApiError::Unavailable(_) | ApiError::Internal(_) | ApiError::TooManyDownloads
+        )
     }
 }
 
@@ -83,6 +91,9 @@ impl IntoResponse for ApiError {
             // Mux's Node SDK retries some statuses (408, 409, 429, 5xx)
             // unless told not to.
             headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        if matches!(self, ApiError::TooManyDownloads) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if matches!(self, ApiError::Unauthorized) {
             headers.insert(

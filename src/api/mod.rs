@@ -38,6 +38,8 @@ pub struct ApiState {
     pub ctx: Arc<Context>,
     /// The access tokens.
     pub tokens: Arc<auth::TokenSet>,
+    /// One permit per download being served.
+    pub downloads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The access tokens the API accepts: the configured ones, or, when the
@@ -116,6 +118,9 @@ pub async fn serve(
         .unwrap_or_default();
     let state = ApiState {
         tokens: Arc::new(auth::TokenSet::new(&tokens)),
+        downloads: Arc::new(tokio::sync::Semaphore::new(
+            ctx.config.api.max_concurrent_downloads,
+        )),
         ctx,
     };
     let app = router(state);

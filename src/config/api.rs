@@ -34,6 +34,8 @@ pub struct RawApi {
     pub download_url_ttl_seconds: u64,
     /// Largest JSON request body, in bytes.
     pub max_json_body_bytes: usize,
+    /// Downloads served at once; more get 503 with `Retry-After`.
+    pub max_concurrent_downloads: usize,
 }
 
 impl Default for RawApi {
@@ -46,6 +48,7 @@ impl Default for RawApi {
             url_signing_key: None,
             download_url_ttl_seconds: 24 * 60 * 60,
             max_json_body_bytes: DEFAULT_MAX_JSON_BODY_BYTES,
+            max_concurrent_downloads: 256,
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct ApiConfig {
     pub download_url_ttl_seconds: u64,
     /// Largest JSON request body.
     pub max_json_body_bytes: usize,
+    /// Downloads served at once.
+    pub max_concurrent_downloads: usize,
 }
 
 impl RawApi {
@@ -157,6 +162,9 @@ impl RawApi {
         if self.max_json_body_bytes < 1024 {
             problems.push("api.max_json_body_bytes must be at least 1024".to_owned());
         }
+        if self.max_concurrent_downloads == 0 {
+            problems.push("api.max_concurrent_downloads must be at least 1".to_owned());
+        }
         if problems.len() > before {
             return None;
         }
@@ -184,6 +192,7 @@ impl RawApi {
             url_signing_key: self.url_signing_key.map(Secret),
             download_url_ttl_seconds: self.download_url_ttl_seconds,
             max_json_body_bytes: self.max_json_body_bytes,
+            max_concurrent_downloads: self.max_concurrent_downloads,
         })
     }
 }
