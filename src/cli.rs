@@ -1,4 +1,4 @@
-//! The command line: `run`, `ingest`, `assets list|get`, `probe`.
+//! The command line: `run`, `ingest`, `assets list|get`, `webhooks list|retry`, `probe`.
 //!
 //! Commands print machine-readable JSON on stdout (assets exactly as the HTTP
 //! API serves them, in Mux's `{"data": …}` envelope) and human messages and
@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+mod webhooks;
 use tokio_util::sync::CancellationToken;
 
 use crate::asset::{
@@ -63,6 +65,12 @@ pub enum Command {
         /// What to read.
         #[command(subcommand)]
         command: AssetsCommand,
+    },
+    /// Inspect and replay webhook deliveries.
+    Webhooks {
+        /// What to do.
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
     },
     /// Print what probing finds in a file, as JSON.
     Probe {
@@ -200,6 +208,7 @@ pub fn run(cli: Cli) -> ExitCode {
             runtime.block_on(add_rendition(config, &id, &resolution))
         }
         Command::Assets { command } => assets(&config, command),
+        Command::Webhooks { command } => webhooks::run(&config, command),
         Command::Probe { .. } => unreachable!("handled above"),
     }
 }

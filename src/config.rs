@@ -14,7 +14,9 @@ use serde::Deserialize;
 use crate::asset::{MaxResolutionTier, VideoQuality};
 
 mod api;
+mod webhooks;
 pub use api::{ApiConfig, ApiToken, RawApi};
+pub use webhooks::{Endpoint, RawWebhooks, WebhooksConfig, glob_match};
 
 /// The default configuration, committed as `config.toml` at the repository root.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
@@ -192,6 +194,9 @@ pub struct RawConfig {
     /// The HTTP API.
     #[serde(default)]
     pub api: RawApi,
+    /// Webhook deliveries.
+    #[serde(default)]
+    pub webhooks: RawWebhooks,
     /// Settings for files dropped in `watch_dir/NAME/…`: the body of Mux's
     /// create-asset request, as TOML.
     #[serde(default)]
@@ -274,6 +279,8 @@ pub struct Config {
     pub profiles: std::collections::BTreeMap<String, serde_json::Value>,
     /// The HTTP API.
     pub api: ApiConfig,
+    /// Webhook deliveries.
+    pub webhooks: WebhooksConfig,
     /// The folder relative paths were resolved against.
     pub base_dir: PathBuf,
 }
@@ -337,6 +344,7 @@ impl Config {
             self.pipelines_dir == new.pipelines_dir,
         );
         check("api", self.api == new.api);
+        check("webhooks", self.webhooks == new.webhooks);
         differ
     }
 
@@ -453,6 +461,7 @@ impl RawConfig {
         }
 
         let api = self.api.validate(&resolve, &mut problems);
+        let webhooks = self.webhooks.validate(&mut problems);
 
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
@@ -480,6 +489,7 @@ impl RawConfig {
             log_level: self.log.level,
             profiles,
             api: api.expect("checked above"),
+            webhooks: webhooks.expect("checked above"),
             base_dir: base_dir.to_owned(),
         })
     }

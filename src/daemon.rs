@@ -20,6 +20,9 @@ use crate::jobs::{self, Context};
 use crate::pipelines::Fragments;
 use crate::store::Store;
 
+/// How long shutdown waits at most for due webhooks to go out.
+const WEBHOOK_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -110,6 +113,13 @@ pub async fn open_context(
     let store = Store::open(&config.storage)?;
     let fragments = Fragments::load(&config.pipelines_dir).map_err(StartError::Fragments)?;
     let links = links_for(&config, api_address)?;
+    // Every change this process commits writes its webhook events with it.
+    let observer = Arc::new(crate::webhooks::Observer::new(
+        config.webhooks.clone(),
+        links.clone(),
+    ));
+    let webhook_signal = observer.signal.clone();
+    db.set_observer(observer);
     let config_copy = config.clone();
     let concurrency = config.concurrency;
     let ctx = Arc::new(Context {
@@ -126,6 +136,7 @@ pub async fn open_context(
         links,
         running: Default::default(),
         purge_signal: tokio::sync::Notify::new(),
+        webhook_signal,
     });
     Ok(ctx)
 }
@@ -137,7 +148,10 @@ pub async fn recover(ctx: &Arc<Context>) -> Result<(), StartError> {
     let db = ctx.db.clone();
     let own = ctx.worker_id.clone();
     let released = tokio::task::spawn_blocking(move || {
-        db.write(|tx| tx.release_dead_leases(|w| jobs::worker_is_dead(w, &own)))
+        db.write(|tx| {
+            tx.release_dead_claims(|w| jobs::worker_is_dead(w, &own))?;
+            tx.release_dead_leases(|w| jobs::worker_is_dead(w, &own))
+        })
     })
     .await
     .expect("recovery task does not panic")?;
@@ -211,6 +225,13 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
     let mut watcher = tokio::spawn(crate::watch::run(ctx.clone(), stop_taking.child_token()));
     let expiry = tokio::spawn(jobs::expire::run(ctx.clone(), stop_taking.child_token()));
     let purge = tokio::spawn(jobs::purge::run(ctx.clone(), stop_taking.child_token()));
+    // The relay stops with the API, after what is due has been sent.
+    let stop_relay = CancellationToken::new();
+    let relay = tokio::spawn(crate::webhooks::relay::run(
+        ctx.clone(),
+        ctx.webhook_signal.clone(),
+        stop_relay.clone(),
+    ));
     // The API stops last: it keeps answering (and serving downloads) while
     // running jobs finish.
     let stop_api = CancellationToken::new();
@@ -287,6 +308,13 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
     }
     let _ = expiry.await;
     let _ = purge.await;
+    crate::webhooks::relay::flush(
+        &ctx,
+        WEBHOOK_FLUSH.min(grace.max(std::time::Duration::from_secs(1))),
+    )
+    .await;
+    stop_relay.cancel();
+    let _ = relay.await;
     stop_api.cancel();
     let _ = api.await;
     if let Some(w) = watchdog {

@@ -84,6 +84,8 @@ pub struct Context {
     pub running: std::sync::Mutex<std::collections::HashMap<String, JobStop>>,
     /// Wakes the purge of deleted assets' files.
     pub purge_signal: tokio::sync::Notify,
+    /// Wakes the webhook relay when events commit.
+    pub webhook_signal: Arc<tokio::sync::Notify>,
 }
 
 /// How a running job is stopped from outside.

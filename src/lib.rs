@@ -28,3 +28,4 @@ pub mod store;
 pub mod systemd;
 pub mod view;
 pub mod watch;
+pub mod webhooks;

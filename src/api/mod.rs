@@ -10,6 +10,7 @@ mod auth;
 mod body;
 mod downloads;
 mod error;
+mod webhook_events;
 
 use std::sync::Arc;
 
@@ -92,6 +93,11 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/assets/{asset_id}/static-renditions/{rendition_id}",
             axum::routing::delete(assets::delete_static_rendition),
+        )
+        .route("/webhook-events", get(webhook_events::list))
+        .route(
+            "/webhook-events/{event_id}/retry",
+            post(webhook_events::retry),
         )
         .layer(DefaultBodyLimit::max(json_limit));
     Router::new()

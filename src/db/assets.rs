@@ -269,6 +269,7 @@ impl Tx<'_> {
         lease_to: Option<&str>,
         initial_error: Option<&AssetErrors>,
     ) -> Result<i64, DbError> {
+        self.touch(&asset.id)?;
         self.conn.execute(
             "INSERT INTO assets (id, created_at, status, settings, ingest_type, progress_state, progress, updated_at)
              VALUES (?1, ?2, 'preparing', ?3, ?4, 'ingesting', 0, ?5)",
@@ -337,6 +338,7 @@ impl Tx<'_> {
         files: &[RenditionRow],
         now_ms: i64,
     ) -> Result<(), DbError> {
+        self.touch(asset_id)?;
         self.job_done(lease, now_ms)?;
         if let Some(summary) = summary {
             self.conn.execute(
@@ -368,6 +370,7 @@ impl Tx<'_> {
         errors: &AssetErrors,
         now_ms: i64,
     ) -> Result<(), DbError> {
+        self.touch(asset_id)?;
         self.job_failed(lease, asset_id, errors, now_ms)?;
         self.conn.execute(
             "UPDATE assets SET status = 'errored', errors = ?2,
@@ -387,6 +390,7 @@ impl Tx<'_> {
         errors: &AssetErrors,
         now_ms: i64,
     ) -> Result<(), DbError> {
+        self.touch(asset_id)?;
         self.job_failed(lease, asset_id, errors, now_ms)
     }
 
@@ -403,6 +407,7 @@ impl Tx<'_> {
         now_ms: i64,
         lease_to: Option<&str>,
     ) -> Result<(RenditionRow, Option<i64>), DbError> {
+        self.touch(asset_id)?;
         let existing = self
             .conn
             .query_row(
@@ -440,6 +445,7 @@ impl Tx<'_> {
         settings: &AssetSettings,
         now_ms: i64,
     ) -> Result<bool, DbError> {
+        self.touch(asset_id)?;
         let n = self.conn.execute(
             "UPDATE assets SET settings = ?2, updated_at = ?3 WHERE id = ?1 AND deleted_at IS NULL",
             params![asset_id, to_json(settings), now_ms],
@@ -453,6 +459,7 @@ impl Tx<'_> {
         asset_id: &str,
         expires_at_s: Option<i64>,
     ) -> Result<(), DbError> {
+        self.touch(asset_id)?;
         self.conn.execute(
             "UPDATE assets SET master_expires_at = ?2 WHERE id = ?1",
             params![asset_id, expires_at_s],
@@ -465,6 +472,7 @@ impl Tx<'_> {
     /// source, if not yet disposed of, is left where it is. Returns whether
     /// the asset existed.
     pub fn delete_asset(&self, asset_id: &str, now_ms: i64) -> Result<bool, DbError> {
+        self.touch(asset_id)?;
         let n = self.conn.execute(
             "UPDATE assets SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
             params![asset_id, now_ms],

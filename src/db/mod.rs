@@ -18,6 +18,7 @@
 //! and `reeld assets list`): WAL plus a busy timeout keeps that safe.
 
 mod assets;
+mod outbox;
 mod queue;
 mod renditions;
 mod schema;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use assets::{AssetRecord, MASTER_ACCESS_TTL_S, NewAsset, Page};
+pub use outbox::{AttemptOutcome, Delivery, DeliveryRow, OutboxEvent};
 pub use queue::{Job, JobKind, Lease, LeasePolicy, LeaseStatus, MAX_CRASHES};
 pub use renditions::RenditionRow;
 pub use sources::{Disposition, NewSource, PendingSource, SourceIdentity, SourceOrigin};
@@ -82,12 +84,31 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    observer: std::sync::OnceLock<Arc<dyn ChangeObserver>>,
+}
+
+/// Turns the changes to an asset that one transaction made into events for
+/// the outbox (the webhooks module implements it). The database calls it
+/// inside the transaction, so an event commits with its change or not at all.
+pub trait ChangeObserver: Send + Sync {
+    /// The events for an asset that was `before` and is now `after` (`None`:
+    /// did not exist, or was deleted).
+    fn events(&self, before: Option<&AssetRecord>, after: Option<&AssetRecord>)
+    -> Vec<OutboxEvent>;
+    /// Called after a transaction with events committed.
+    fn committed(&self);
 }
 
 /// The writes (and reads) of one transaction. Made by [`Db::write`].
 pub struct Tx<'a> {
     conn: &'a Connection,
+    /// Assets this transaction changed, as they were before it, when an
+    /// observer wants their events.
+    touched: Option<std::cell::RefCell<Vec<Touched>>>,
 }
+
+/// An asset a transaction changed, and how it was before.
+type Touched = (String, Option<AssetRecord>);
 
 /// Reads on a connection of their own (or inside a write transaction).
 #[derive(Clone, Copy)]
@@ -99,6 +120,20 @@ impl Tx<'_> {
     /// Reads inside this transaction: they see its writes so far.
     pub fn read(&self) -> Read<'_> {
         Read { conn: self.conn }
+    }
+
+    /// Notes that `asset_id` is about to change (once per transaction), so
+    /// that its events can be worked out at commit.
+    fn touch(&self, asset_id: &str) -> Result<(), DbError> {
+        let Some(touched) = &self.touched else {
+            return Ok(());
+        };
+        if touched.borrow().iter().any(|(id, _)| id == asset_id) {
+            return Ok(());
+        }
+        let before = self.read().asset(asset_id)?;
+        touched.borrow_mut().push((asset_id.to_owned(), before));
+        Ok(())
     }
 }
 
@@ -114,8 +149,15 @@ impl Db {
                 path: path.to_owned(),
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                observer: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Sets what turns changes into outbox events (once; later calls are
+    /// ignored). Without one, no events are written.
+    pub fn set_observer(&self, observer: Arc<dyn ChangeObserver>) {
+        let _ = self.inner.observer.set(observer);
     }
 
     /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`): everything it
@@ -125,8 +167,30 @@ impl Db {
         // transaction is rolled back on drop), so a poisoned lock is usable.
         let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let value = f(&Tx { conn: &tx })?;
+        let observer = self.inner.observer.get();
+        let scope = Tx {
+            conn: &tx,
+            touched: observer.map(|_| Default::default()),
+        };
+        let value = f(&scope)?;
+        let mut wrote_events = false;
+        if let (Some(observer), Some(touched)) = (observer, scope.touched) {
+            for (id, before) in touched.into_inner() {
+                let after = Read { conn: &tx }.asset(&id)?;
+                for event in observer.events(before.as_ref(), after.as_ref()) {
+                    let scope = Tx {
+                        conn: &tx,
+                        touched: None,
+                    };
+                    scope.push_event(&event)?;
+                    wrote_events = true;
+                }
+            }
+        }
         tx.commit()?;
+        if wrote_events && let Some(observer) = observer {
+            observer.committed();
+        }
         Ok(value)
     }
 

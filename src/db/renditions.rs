@@ -90,6 +90,7 @@ impl Tx<'_> {
         files: &[RenditionRow],
         now_ms: i64,
     ) -> Result<(), DbError> {
+        self.touch(asset_id)?;
         for file in files {
             self.upsert_rendition(asset_id, file, now_ms)?;
         }
@@ -98,6 +99,7 @@ impl Tx<'_> {
 
     /// Removes one rendition file's row. Returns whether it existed.
     pub fn delete_rendition(&self, asset_id: &str, rendition_id: &str) -> Result<bool, DbError> {
+        self.touch(asset_id)?;
         let n = self.conn.execute(
             "DELETE FROM renditions WHERE asset_id = ?1 AND id = ?2",
             params![asset_id, rendition_id],

@@ -91,6 +91,31 @@ CREATE INDEX assets_live_newest ON assets (created_at DESC, id DESC) WHERE delet
 CREATE INDEX assets_to_purge ON assets (deleted_at) WHERE deleted_at IS NOT NULL AND purged_at IS NULL;
 CREATE INDEX jobs_by_asset ON jobs (asset_id, state);
 "#,
+    r#"
+-- The webhook outbox: each event once, written in the transaction of the
+-- change that caused it, and one delivery row per endpoint.
+CREATE TABLE outbox (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,          -- the event's UUID
+    type        TEXT NOT NULL,
+    asset_id    TEXT,                          -- one asset's events go out in order
+    created_at  INTEGER NOT NULL,              -- Unix ms
+    body        TEXT NOT NULL                  -- Mux's envelope without attempts
+);
+CREATE TABLE deliveries (
+    event_seq        INTEGER NOT NULL REFERENCES outbox (seq),
+    endpoint         TEXT NOT NULL,            -- the endpoint's URL
+    asset_id         TEXT,
+    status           TEXT NOT NULL,            -- pending | delivered | failed
+    attempts         TEXT NOT NULL DEFAULT '[]',
+    next_attempt_at  INTEGER NOT NULL,         -- Unix ms
+    claimed_by       TEXT,
+    claimed_until    INTEGER,                  -- Unix ms
+    PRIMARY KEY (event_seq, endpoint)
+);
+CREATE INDEX deliveries_due ON deliveries (endpoint, status, next_attempt_at);
+CREATE INDEX deliveries_order ON deliveries (endpoint, asset_id, status, event_seq);
+"#,
 ];
 
 /// Applies the migrations `conn`'s file has not had yet.
