@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -284,6 +285,14 @@ impl TestEnv {
         let config = dir.path().join("config.toml");
         std::fs::write(&config, text).expect("config is writable");
         TestEnv { dir, config }
+    }
+
+    /// Appends TOML to the config (tables such as `[webhooks]`).
+    pub fn append_config(&self, toml: &str) {
+        let mut text = std::fs::read_to_string(&self.config).unwrap();
+        text.push('\n');
+        text.push_str(toml);
+        std::fs::write(&self.config, text).unwrap();
     }
 
     /// Gives this installation its own copy of the repository's
