@@ -113,13 +113,16 @@ pub async fn open_context(
     let store = Store::open(&config.storage)?;
     let fragments = Fragments::load(&config.pipelines_dir).map_err(StartError::Fragments)?;
     let links = links_for(&config, api_address)?;
-    // Every change this process commits writes its webhook events with it.
+    // Every change this process commits writes its webhook events with it
+    // (with no endpoints there is nothing to write, or to work out).
     let observer = Arc::new(crate::webhooks::Observer::new(
         config.webhooks.clone(),
         links.clone(),
     ));
     let webhook_signal = observer.signal.clone();
-    db.set_observer(observer);
+    if !config.webhooks.endpoints.is_empty() {
+        db.set_observer(observer);
+    }
     let config_copy = config.clone();
     let concurrency = config.concurrency;
     let ctx = Arc::new(Context {

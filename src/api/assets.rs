@@ -456,20 +456,13 @@ pub async fn mp4_support(
 }
 
 fn legacy_row(name: &str) -> RenditionRow {
-    RenditionRow {
-        id: crate::asset::new_asset_id(),
-        name: name.to_owned(),
-        ext: if name.ends_with(".m4a") { "m4a" } else { "mp4" }.into(),
-        resolution: None,
-        kind: RenditionType::Standard.as_str().to_owned(),
-        passthrough: None,
-        status: "preparing".into(),
-        resolution_tier: None,
-        width: None,
-        height: None,
-        bitrate: None,
-        filesize: None,
-    }
+    RenditionRow::new(
+        name,
+        None,
+        RenditionType::Standard.as_str(),
+        None,
+        "preparing",
+    )
 }
 
 async fn remove_stored(state: &ApiState, asset_id: &str, name: &str) {

@@ -38,6 +38,32 @@ pub struct RenditionRow {
 }
 
 impl RenditionRow {
+    /// A new file row with a fresh id, not yet measured: `name` (its
+    /// extension decides `ext`), the requested `resolution` (none for legacy
+    /// `mp4_support` files), `kind` and `status` as Mux spells them.
+    pub fn new(
+        name: &str,
+        resolution: Option<&str>,
+        kind: &str,
+        passthrough: Option<String>,
+        status: &str,
+    ) -> RenditionRow {
+        RenditionRow {
+            id: crate::asset::new_asset_id(),
+            name: name.to_owned(),
+            ext: if name.ends_with(".m4a") { "m4a" } else { "mp4" }.to_owned(),
+            resolution: resolution.map(str::to_owned),
+            kind: kind.to_owned(),
+            passthrough,
+            status: status.to_owned(),
+            resolution_tier: None,
+            width: None,
+            height: None,
+            bitrate: None,
+            filesize: None,
+        }
+    }
+
     pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<RenditionRow> {
         Ok(RenditionRow {
             id: r.get(0)?,

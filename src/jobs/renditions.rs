@@ -3,7 +3,8 @@
 //! made from the stored master by one `renditions` job for everything pending.
 
 use crate::asset::{
-    AssetSettings, AssetStatus, RenditionRequest, RenditionResolution, RenditionType,
+    AssetSettings, AssetStatus, RenditionRequest, RenditionResolution, RenditionStatus,
+    RenditionType,
 };
 use crate::db::{Db, DbError, RenditionRow};
 use crate::plan::rendition_name;
@@ -54,31 +55,17 @@ pub fn add(
     {
         settings.static_renditions.push(request.clone());
     }
-    let row = RenditionRow {
-        id: crate::asset::new_asset_id(),
-        name: rendition_name(request.resolution),
-        ext: if request.resolution == RenditionResolution::AudioOnly {
-            "m4a".into()
-        } else {
-            "mp4".into()
-        },
-        resolution: Some(request.resolution.as_str().to_owned()),
-        kind: match request.resolution {
-            RenditionResolution::Highest | RenditionResolution::AudioOnly => {
-                RenditionType::Standard
-            }
-            _ => RenditionType::Advanced,
-        }
-        .as_str()
-        .to_owned(),
-        passthrough: request.passthrough,
-        status: "preparing".into(),
-        resolution_tier: None,
-        width: None,
-        height: None,
-        bitrate: None,
-        filesize: None,
+    let kind = match request.resolution {
+        RenditionResolution::Highest | RenditionResolution::AudioOnly => RenditionType::Standard,
+        _ => RenditionType::Advanced,
     };
+    let row = RenditionRow::new(
+        &rendition_name(request.resolution),
+        Some(request.resolution.as_str()),
+        kind.as_str(),
+        request.passthrough,
+        RenditionStatus::Preparing.as_str(),
+    );
     Ok(db.write(|tx| {
         tx.add_rendition(asset_id, &row, &settings, max_attempts, now_ms(), lease_to)
     })?)

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::{Context, Finished, ProgressFn, backoff, now_ms};
 use crate::asset::{
     AssetErrors, AssetSettings, MediaSummary, ProgressState, RenditionStatus, ResolutionTier,
-    Track, TrackKind, aspect_ratio, new_asset_id,
+    Track, TrackKind, aspect_ratio,
 };
 use crate::db::{DbError, Job, JobKind, MAX_CRASHES, RenditionRow};
 use crate::inspect::{self, InspectError, Inspection};
@@ -237,20 +237,13 @@ async fn run_steps(
 
 /// The row of a planned rendition file before it is made.
 fn planned_row(r: &RenditionPlan) -> RenditionRow {
-    RenditionRow {
-        id: new_asset_id(),
-        name: r.name.clone(),
-        ext: r.ext.to_owned(),
-        resolution: r.resolution.map(|x| x.as_str().to_owned()),
-        kind: r.kind.as_str().to_owned(),
-        passthrough: r.passthrough.clone(),
-        status: r.status.as_str().to_owned(),
-        resolution_tier: None,
-        width: None,
-        height: None,
-        bitrate: None,
-        filesize: None,
-    }
+    RenditionRow::new(
+        &r.name,
+        r.resolution.map(|x| x.as_str()),
+        r.kind.as_str(),
+        r.passthrough.clone(),
+        r.status.as_str(),
+    )
 }
 
 /// Fills a rendition row with what its file really is.
