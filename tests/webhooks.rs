@@ -389,3 +389,42 @@ fn changes_made_through_the_api_send_their_events() {
         .unwrap();
     assert_eq!(updated["data"]["passthrough"], "changed");
 }
+
+#[test]
+fn sigterm_sends_what_is_due_before_exiting() {
+    // Each answer takes 600 ms, and one asset's events go one at a time: the
+    // queue is still full when SIGTERM comes.
+    let receiver = Receiver::start(|_| Reply::Slow(200));
+    let env = env_with(&[(&receiver.url, "")], &[]);
+    let source = clip(&env);
+    let mut daemon = env.start_daemon();
+    let api = env.api(&daemon);
+    let id = create(
+        &api,
+        json!({"inputs": [{"url": file_url(&source)}], "master_access": "temporary",
+               "static_renditions": [{"resolution": "highest"}, {"resolution": "audio-only"}]}),
+    );
+    wait_for_asset(&api, &id, WITHIN, "everything ready", |a| {
+        a["status"] == "ready" && a["static_renditions"]["status"] == "ready"
+    });
+    daemon.signal("TERM");
+    assert!(daemon.wait().success());
+    let pending = env.reeld(&["webhooks", "list", "--status", "pending"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&pending.stdout).unwrap()["data"],
+        json!([])
+    );
+    let delivered = env.reeld(&["webhooks", "list", "--status", "delivered"]);
+    let delivered = serde_json::from_slice::<Value>(&delivered.stdout).unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        receiver.requests().len(),
+        delivered,
+        "each sent once, all answered"
+    );
+    let types = types_of(&receiver.requests(), &id);
+    assert_eq!(types.len(), 8, "{types:?}");
+    assert!(env.logs().contains("reeld stopped."));
+}

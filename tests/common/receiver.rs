@@ -15,6 +15,8 @@ pub enum Reply {
     Status(u16),
     /// Read the request and never answer (close after a while).
     Hang,
+    /// Answer with this status after a pause of 600 ms.
+    Slow(u16),
 }
 
 /// One request as received.
@@ -159,7 +161,10 @@ fn handle(stream: std::net::TcpStream, reqs: &Mutex<Vec<Received>>, pol: &Mutex<
     let policy = pol.lock().unwrap().clone();
     match policy(index) {
         Reply::Hang => std::thread::sleep(Duration::from_secs(5)),
-        Reply::Status(code) => {
+        Reply::Slow(code) | Reply::Status(code) => {
+            if matches!(policy(index), Reply::Slow(_)) {
+                std::thread::sleep(Duration::from_millis(600));
+            }
             let mut stream = stream;
             let ok = stream
                 .write_all(
