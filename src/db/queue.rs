@@ -155,6 +155,7 @@ impl Tx<'_> {
                         state = 'running', lease_generation FROM jobs
                  WHERE ((state = 'queued' AND not_before <= ?1)
                         OR (state = 'running' AND heartbeat_at < ?2))
+                   AND cancel_requested = 0
                    AND (?3 IS NULL OR id = ?3)
                  ORDER BY id LIMIT 1",
                 params![now_ms, stale_before, only_job],
@@ -291,7 +292,9 @@ impl Tx<'_> {
         for (id, worker) in holders {
             if is_dead(&worker) {
                 released += self.conn.execute(
-                    "UPDATE jobs SET state = 'queued', worker_id = NULL, heartbeat_at = NULL,
+                    // A job whose asset was deleted while it ran is over.
+                    "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+                         worker_id = NULL, heartbeat_at = NULL,
                          attempts = MAX(attempts - 1, 0), crashes = crashes + 1,
                          last_error = COALESCE(last_error, 'the worker holding this job stopped')
                      WHERE id = ?1",

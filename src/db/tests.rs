@@ -328,3 +328,24 @@ fn reopening_keeps_data_and_schema() {
     assert_eq!(list[0].created_at, 1_700_000_000);
     assert_eq!(list[0].settings.passthrough.as_deref(), Some("p"));
 }
+
+#[test]
+fn a_deleted_assets_job_is_not_run_again_after_its_worker_dies() {
+    let (_dir, db) = open();
+    create(&db, "a1");
+    let job = claim(&db, "dead", 1).unwrap();
+    assert!(db.write(|tx| tx.delete_asset("a1", 2)).unwrap());
+    // Its lease goes stale, or its process is found dead: nobody takes it.
+    assert!(claim(&db, "w2", 1_000_000).is_none());
+    assert_eq!(
+        db.write(|tx| tx.release_dead_leases(|w| w == "dead"))
+            .unwrap(),
+        1
+    );
+    assert!(claim(&db, "w2", 1_000_001).is_none());
+    assert_eq!(
+        db.read(|r| r.job_state("a1")).unwrap().as_deref(),
+        Some("cancelled")
+    );
+    assert_eq!(heartbeat(&db, &job.lease, 3), LeaseStatus::Lost);
+}
