@@ -368,12 +368,35 @@ impl Config {
     }
 
     /// Parses `text` and validates it; relative paths resolve against `base_dir`.
+    ///
+    /// The text names only what it changes: it is laid over the embedded
+    /// default, table by table, so every key it leaves out keeps its default.
     pub fn from_toml(text: &str, base_dir: &Path, origin: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |e: &dyn std::fmt::Display| ConfigError::Parse {
             origin: origin.to_owned(),
             message: e.to_string(),
-        })?;
+        };
+        let given: toml::Table = toml::from_str(text).map_err(|e| parse_error(&e))?;
+        let mut merged: toml::Table =
+            toml::from_str(EMBEDDED_DEFAULT).expect("the embedded default parses");
+        overlay(&mut merged, given);
+        let raw: RawConfig = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e| parse_error(&e))?;
         raw.validate(base_dir, origin)
+    }
+}
+
+/// Lays `given` over `base`: tables merge key by key, anything else
+/// (values, arrays such as `[[api.tokens]]`) replaces what was there.
+fn overlay(base: &mut toml::Table, given: toml::Table) {
+    for (key, value) in given {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(g)) => overlay(b, g),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 
@@ -558,8 +581,7 @@ mod tests {
     fn every_problem_is_listed_at_once() {
         let text = EMBEDDED_DEFAULT
             .replace("concurrency = 1", "concurrency = 0")
-            .replace("on_success = \"keep\"", "on_success = \"move\"")
-            .replace("done_dir = \"data/done\"", "")
+            .replace("settle_seconds = 3", "settle_seconds = -1")
             .replace("url = \"file://data/store\"", "url = \"ftp://x\"");
         let err = Config::from_toml(&text, Path::new("/x"), "test").unwrap_err();
         let ConfigError::Invalid { problems, .. } = err else {
@@ -610,6 +632,37 @@ mod tests {
             err.to_string().contains("profiles.web") && err.to_string().contains("4k"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_config_names_only_what_it_changes() {
+        let minimal = r#"
+[ingest]
+watch_dir = "/srv/in"
+settle_seconds = 2
+on_success = "delete"
+failed_dir = "/srv/failed"
+[storage]
+url = "file:///srv/store"
+[database]
+path = "/srv/reeld.db"
+"#;
+        let c = Config::from_toml(minimal, Path::new("/etc/reeld"), "t").unwrap();
+        assert_eq!(c.watch_dir, Path::new("/srv/in"));
+        assert_eq!(c.on_success, OnSuccess::Delete);
+        assert_eq!(c.database_path, Path::new("/srv/reeld.db"));
+        // Everything else is the embedded default.
+        assert_eq!(c.concurrency, 1);
+        assert_eq!(c.default_video_quality, VideoQuality::Plus);
+        assert_eq!(c.spool_dir, Path::new("/etc/reeld/data/spool"));
+        let bad =
+            "[transcode]\nconcurrency = 0\nmax_attempts = 0\n[ingest]\nmax_queued_files = 0\n";
+        let ConfigError::Invalid { problems, .. } =
+            Config::from_toml(bad, Path::new("/x"), "t").unwrap_err()
+        else {
+            panic!("not a validation error")
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
     }
 
     #[test]

@@ -258,3 +258,58 @@ fn a_truncated_mp4_is_errored_not_accepted_short() {
     assert!(!ok, "a truncated file must not become ready: {asset}");
     assert_eq!(asset["errors"]["type"], "invalid_input", "{err}");
 }
+
+#[test]
+fn a_config_with_only_the_contract_keys_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = root.join("minimal.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest]\nwatch_dir = \"{0}/in\"\nsettle_seconds = 1\non_success = \"delete\"\nfailed_dir = \"{0}/failed\"\n\
+             [storage]\nurl = \"file://{0}/store\"\n[database]\npath = \"{0}/state/reeld.db\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let clip = root.join("clip.mp4");
+    make_clip(&clip, ClipSpec::av(320, 240, 1));
+    let out = std::process::Command::new(reeld_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["ingest", clip.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let asset: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(asset["data"]["status"], "ready");
+    let id = asset["data"]["id"].as_str().unwrap();
+    assert!(root.join(format!("store/assets/{id}/master.mp4")).exists());
+    // Three mistakes are named together.
+    std::fs::write(
+        &config,
+        "[transcode]\nconcurrency = 0\nmax_attempts = 0\nstall_timeout_seconds = -1\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(reeld_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["assets", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 problem(s)"), "{err}");
+    for key in [
+        "transcode.concurrency",
+        "transcode.max_attempts",
+        "transcode.stall_timeout_seconds",
+    ] {
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}
