@@ -210,11 +210,17 @@ fn a_url_from_another_key_is_refused() {
 #[test]
 fn downloads_run_while_a_transcode_does() {
     let env = TestEnv::new(&[]);
+    // 100 ms per encoded frame: the encode below takes half a minute, so it
+    // certainly runs all through the downloads (the ready master is a
+    // remux and never meets the encoder).
+    env.edit_fragment("h264-plus.gst", |text| {
+        text.replace("x264enc", "identity sleep-time=100000 ! x264enc")
+    });
     let (_daemon, api, id, url) = ready_master(&env);
     let file = std::fs::read(env.master_path(&id)).unwrap();
-    let long = common::long_clip(&env);
-    let source = env.data("import/long.mkv");
-    std::fs::rename(&long, &source).unwrap();
+    let mp4 = env.data("import/busy.mp4");
+    make_clip(&mp4, ClipSpec::av(320, 240, 10));
+    let source = common::to_matroska(&mp4);
     let authed = api.with_credentials(Some(&format!(
         "{}:{}",
         common::http::TOKEN_ID,
@@ -281,9 +287,20 @@ fn downloads_beyond_the_limit_wait_their_turn() {
         .args(["-sS", "-o", "/dev/null", "--limit-rate", "4k", &url])
         .spawn()
         .unwrap();
+    // Only once the slow download is under way (its 200 is in the log) may
+    // another request come: before, it could take the slot itself.
+    common::wait_for(
+        Duration::from_secs(30),
+        "the slow download to start",
+        || {
+            common::http::strip_ansi(&env.logs())
+                .lines()
+                .any(|l| l.contains("path=/downloads/") && l.contains("status=200"))
+        },
+    );
     let mut refused = None;
     common::wait_for(Duration::from_secs(30), "a download to be refused", || {
-        let r = get(&api, &url, &[]);
+        let r = get(&api, &url, &["Range: bytes=0-0"]);
         let busy = r.status == 503;
         if busy {
             refused = Some(r);
@@ -300,6 +317,6 @@ fn downloads_beyond_the_limit_wait_their_turn() {
     slow.kill().unwrap();
     slow.wait().unwrap();
     common::wait_for(Duration::from_secs(30), "the slot to be free again", || {
-        get(&api, &url, &[]).status == 200
+        get(&api, &url, &["Range: bytes=0-0"]).status == 206
     });
 }

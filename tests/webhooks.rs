@@ -293,8 +293,14 @@ fn a_receiver_that_never_answers_is_given_up_on_and_holds_nothing_up() {
     );
     let rows = failed();
     assert!(rows.iter().all(|r| r["endpoint"] == dead.url.as_str()));
+    // The first event is retried until its period is over (the later one
+    // waits behind it, in order, and may get a single try).
     assert!(
-        rows[0]["attempts"].as_array().unwrap().len() >= 2,
+        rows.iter()
+            .map(|r| r["attempts"].as_array().unwrap().len())
+            .max()
+            .unwrap()
+            >= 2,
         "retried first: {rows:#?}"
     );
     assert!(dead.requests().len() >= 3);

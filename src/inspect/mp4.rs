@@ -51,7 +51,9 @@ pub fn read_edit_lists(path: &Path) -> Option<EditLists> {
     let mut file = File::open(path).ok()?;
     let length = file.metadata().ok()?.len();
     let mut at = 0u64;
-    while at + 8 <= length {
+    // Every offset is checked: a crafted 64-bit box size must end the walk,
+    // not wrap it back to the start of the file.
+    while at.checked_add(8).is_some_and(|end| end <= length) {
         file.seek(SeekFrom::Start(at)).ok()?;
         let mut header = [0u8; 16];
         file.read_exact(&mut header[..8]).ok()?;
@@ -65,7 +67,7 @@ pub fn read_edit_lists(path: &Path) -> Option<EditLists> {
         } else if size == 0 {
             size = length - at;
         }
-        if size < header_len {
+        if size < header_len || size > length - at {
             return None;
         }
         if &kind == b"moov" {
@@ -77,7 +79,7 @@ pub fn read_edit_lists(path: &Path) -> Option<EditLists> {
             file.read_exact(&mut moov).ok()?;
             return Some(edit_lists_in_moov(&moov));
         }
-        at += size;
+        at = at.checked_add(size)?;
     }
     None
 }
@@ -269,5 +271,21 @@ mod tests {
         let path = dir.path().join("text.mp4");
         std::fs::write(&path, b"hello, this is not a movie at all").expect("write");
         assert!(read_edit_lists(&path).is_none());
+    }
+
+    #[test]
+    fn box_sizes_past_the_end_or_wrapping_end_the_walk() {
+        let dir = tempfile::tempdir().unwrap();
+        let moov = mp4_box(b"moov", &[]);
+        for size in [u64::MAX - 7, u64::MAX, 1 << 40] {
+            // A 64-bit-size box claiming more than the file, then a moov.
+            let mut file = 1u32.to_be_bytes().to_vec();
+            file.extend_from_slice(b"free");
+            file.extend_from_slice(&size.to_be_bytes());
+            file.extend_from_slice(&moov);
+            let path = dir.path().join("bad.mp4");
+            std::fs::write(&path, &file).unwrap();
+            assert!(read_edit_lists(&path).is_none(), "size {size}");
+        }
     }
 }
