@@ -272,30 +272,24 @@ fn requests(settings: &AssetSettings, has_video: bool) -> Vec<Request> {
     out
 }
 
-/// The rendition files that `settings` ask for, before the source is probed
-/// (what the asset shows while it is being ingested).
-pub fn requested_names(
-    settings: &AssetSettings,
-) -> Vec<(
+/// A requested rendition file: name, resolution (none for legacy files),
+/// type and passthrough.
+pub type RequestedFile = (
     String,
     Option<RenditionResolution>,
     RenditionType,
     Option<String>,
-)> {
+);
+
+/// The rendition files that `settings` ask for, before the source is probed
+/// (what the asset shows while it is being ingested).
+pub fn requested_names(settings: &AssetSettings) -> Vec<RequestedFile> {
     requested_names_for(settings, true)
 }
 
 /// The rendition files that `settings` ask for, for an asset that has (or
 /// has not) a video track.
-pub fn requested_names_for(
-    settings: &AssetSettings,
-    has_video: bool,
-) -> Vec<(
-    String,
-    Option<RenditionResolution>,
-    RenditionType,
-    Option<String>,
-)> {
+pub fn requested_names_for(settings: &AssetSettings, has_video: bool) -> Vec<RequestedFile> {
     requests(settings, has_video)
         .into_iter()
         .map(|r| (r.name, r.resolution, r.kind, r.passthrough))
