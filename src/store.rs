@@ -90,12 +90,15 @@ impl Store {
                         source: Box::new(e),
                     },
                 })?;
-                let fs = object_store::local::LocalFileSystem::new_with_prefix(root).map_err(
-                    |source| StoreError::Open {
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(root)
+                    .map_err(|source| StoreError::Open {
                         what: root.display().to_string(),
                         source,
-                    },
-                )?;
+                    })?
+                    // Every stored file and its directory entry are on disk
+                    // before the put returns, so before the asset is
+                    // committed ready and its source released.
+                    .with_fsync(true);
                 Ok(Store {
                     inner: Arc::new(fs),
                     description: format!("file://{}", root.display()),
