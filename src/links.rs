@@ -16,13 +16,13 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
     /// `expires` or `signature` is missing or malformed.
-    #[error("the URL is not a signed reeld download URL")]
+    #[error("The URL is not a signed reeld download URL.")]
     Malformed,
     /// The signature does not match: altered, or made with another key.
-    #[error("the URL's signature does not match")]
+    #[error("The URL's signature does not match.")]
     BadSignature,
     /// Past its expiry.
-    #[error("the URL has expired")]
+    #[error("This download URL has expired.")]
     Expired,
 }
 

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, ApiState, blocking};
 use crate::asset::{AssetStatus, RenditionStatus};
-use crate::links::{LinkError, download_path};
+use crate::links::download_path;
 use crate::plan::MASTER_NAME;
 
 /// Bytes read from the file per chunk of the response body.
@@ -48,12 +48,7 @@ pub async fn download(
             query.get("signature").map(String::as_str),
             crate::clock::now_s(),
         )
-        .map_err(|e| {
-            ApiError::Forbidden(match e {
-                LinkError::Expired => "This download URL has expired.".into(),
-                other => format!("{}.", capitalised(&other.to_string())),
-            })
-        })?;
+        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
     check_still_allowed(&state, &asset_id, &file).await?;
     // Held until the body is sent (or the client goes away).
     let permit = state
@@ -206,14 +201,6 @@ async fn check_still_allowed(state: &ApiState, asset_id: &str, file: &str) -> Re
         _ => Err(ApiError::NotFound(
             "The requested static rendition is not ready or does not exist.".into(),
         )),
-    }
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{Method, Request};
+use axum::http::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -182,8 +182,7 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("Not found".into())
 }
 
-async fn method_not_allowed(method: Method) -> ApiError {
-    let _ = method;
+async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 

@@ -425,7 +425,7 @@ impl Tx<'_> {
         }
         self.upsert_rendition(asset_id, file, now_ms)?;
         self.set_settings(asset_id, settings, now_ms)?;
-        let job_id = match self.queued_renditions_job(asset_id)? {
+        let job_id = match self.read().queued_job(asset_id, JobKind::Renditions)? {
             Some(id) if lease_to.is_none() => id,
             _ => self.insert_job(
                 asset_id,

@@ -175,14 +175,14 @@ impl Db {
         let value = f(&scope)?;
         let mut wrote_events = false;
         if let (Some(observer), Some(touched)) = (observer, scope.touched) {
+            let outbox = Tx {
+                conn: &tx,
+                touched: None,
+            };
             for (id, before) in touched.into_inner() {
-                let after = Read { conn: &tx }.asset(&id)?;
+                let after = outbox.read().asset(&id)?;
                 for event in observer.events(before.as_ref(), after.as_ref()) {
-                    let scope = Tx {
-                        conn: &tx,
-                        touched: None,
-                    };
-                    scope.push_event(&event)?;
+                    outbox.push_event(&event)?;
                     wrote_events = true;
                 }
             }

@@ -385,11 +385,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// A queued renditions job of the asset, if any.
-    pub(super) fn queued_renditions_job(&self, asset_id: &str) -> Result<Option<i64>, DbError> {
-        self.read().queued_job(asset_id, JobKind::Renditions)
-    }
-
     /// The budget of a job.
     pub(super) fn max_attempts_of(&self, job_id: i64) -> Result<u32, DbError> {
         Ok(self.conn.query_row(
