@@ -16,6 +16,15 @@ use crate::asset::AssetErrors;
 /// Crashes under one job after which it is given up on (see `jobs.crashes`).
 pub const MAX_CRASHES: u32 = 5;
 
+/// The fence of every write of a claimed job: `?1`, `?2`, `?3` are the
+/// lease's job id, worker and generation.
+const LEASE_HELD: &str =
+    "id = ?1 AND worker_id = ?2 AND lease_generation = ?3 AND state = 'running'";
+/// The fence of writes that end or advance a job: also refused once its
+/// asset was deleted.
+const LEASE_HELD_AND_WANTED: &str = "id = ?1 AND worker_id = ?2 AND lease_generation = ?3 \
+                                     AND state = 'running' AND cancel_requested = 0";
+
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
@@ -209,9 +218,9 @@ impl Tx<'_> {
         let cancel: Option<bool> = self
             .conn
             .query_row(
-                "UPDATE jobs SET heartbeat_at = ?4
-                 WHERE id = ?1 AND worker_id = ?2 AND lease_generation = ?3 AND state = 'running'
-                 RETURNING cancel_requested",
+                &format!(
+                    "UPDATE jobs SET heartbeat_at = ?4 WHERE {LEASE_HELD} RETURNING cancel_requested"
+                ),
                 params![lease.job_id, lease.worker_id, lease.generation, now_ms],
                 |r| r.get(0),
             )
@@ -228,8 +237,7 @@ impl Tx<'_> {
         let held: Option<i64> = self
             .conn
             .query_row(
-                "SELECT 1 FROM jobs WHERE id = ?1 AND worker_id = ?2 AND lease_generation = ?3
-                 AND state = 'running' AND cancel_requested = 0",
+                &format!("SELECT 1 FROM jobs WHERE {LEASE_HELD_AND_WANTED}"),
                 params![lease.job_id, lease.worker_id, lease.generation],
                 |r| r.get(0),
             )
@@ -250,11 +258,12 @@ impl Tx<'_> {
         refund_attempt: bool,
     ) -> Result<(), DbError> {
         let n = self.conn.execute(
-            "UPDATE jobs SET state = 'queued', worker_id = NULL, heartbeat_at = NULL,
+            &format!(
+                "UPDATE jobs SET state = 'queued', worker_id = NULL, heartbeat_at = NULL,
                  not_before = ?4, last_error = COALESCE(?5, last_error),
                  attempts = attempts - ?6
-             WHERE id = ?1 AND worker_id = ?2 AND lease_generation = ?3 AND state = 'running'
-               AND cancel_requested = 0",
+             WHERE {LEASE_HELD_AND_WANTED}"
+            ),
             params![
                 lease.job_id,
                 lease.worker_id,
@@ -270,9 +279,11 @@ impl Tx<'_> {
     /// Ends a job whose asset was deleted while it ran.
     pub fn cancel_job(&self, lease: &Lease, now_ms: i64) -> Result<(), DbError> {
         let n = self.conn.execute(
-            "UPDATE jobs SET state = 'cancelled', worker_id = NULL, finished_at = ?4,
+            &format!(
+                "UPDATE jobs SET state = 'cancelled', worker_id = NULL, finished_at = ?4,
                  last_error = 'the asset was deleted'
-             WHERE id = ?1 AND worker_id = ?2 AND lease_generation = ?3 AND state = 'running'",
+             WHERE {LEASE_HELD}"
+            ),
             params![lease.job_id, lease.worker_id, lease.generation, now_ms],
         )?;
         exactly_one(n, lease)
@@ -308,9 +319,10 @@ impl Tx<'_> {
     /// Ends a job as done.
     pub(super) fn job_done(&self, lease: &Lease, now_ms: i64) -> Result<(), DbError> {
         let n = self.conn.execute(
-            "UPDATE jobs SET state = 'done', worker_id = NULL, finished_at = ?4
-             WHERE id = ?1 AND worker_id = ?2 AND lease_generation = ?3 AND state = 'running'
-               AND cancel_requested = 0",
+            &format!(
+                "UPDATE jobs SET state = 'done', worker_id = NULL, finished_at = ?4
+             WHERE {LEASE_HELD_AND_WANTED}"
+            ),
             params![lease.job_id, lease.worker_id, lease.generation, now_ms],
         )?;
         exactly_one(n, lease)
@@ -325,9 +337,10 @@ impl Tx<'_> {
         now_ms: i64,
     ) -> Result<(), DbError> {
         let n = self.conn.execute(
-            "UPDATE jobs SET state = 'failed', worker_id = NULL, finished_at = ?4, last_error = ?5
-             WHERE id = ?1 AND worker_id = ?2 AND lease_generation = ?3 AND state = 'running'
-               AND cancel_requested = 0",
+            &format!(
+                "UPDATE jobs SET state = 'failed', worker_id = NULL, finished_at = ?4, last_error = ?5
+             WHERE {LEASE_HELD_AND_WANTED}"
+            ),
             params![
                 lease.job_id,
                 lease.worker_id,
