@@ -192,10 +192,8 @@ pub struct RawConfig {
     /// Logging.
     pub log: RawLog,
     /// The HTTP API.
-    #[serde(default)]
     pub api: RawApi,
     /// Webhook deliveries.
-    #[serde(default)]
     pub webhooks: RawWebhooks,
     /// Settings for files dropped in `watch_dir/NAME/…`: the body of Mux's
     /// create-asset request, as TOML.

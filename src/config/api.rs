@@ -9,13 +9,10 @@ use serde::Deserialize;
 
 use super::Secret;
 
-/// Largest request body the API reads, in bytes (create-asset and friends
-/// are small JSON documents).
-pub const DEFAULT_MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
-
-/// `[api]` as written. Every key has a default, so the section may be left out.
+/// `[api]` as written (over the embedded default, which sets every key
+/// that has a default).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct RawApi {
     /// `HOST:PORT` to listen on; port 0 picks a free one.
     pub listen: String,
@@ -24,6 +21,7 @@ pub struct RawApi {
     /// `http://` + `listen`.
     pub public_base_url: Option<String>,
     /// Access tokens: HTTP Basic user (`id`) and password (`secret`).
+    #[serde(default)]
     pub tokens: Vec<RawToken>,
     /// Folders below which `file://` inputs of `POST /video/v1/assets` may lie.
     pub allowed_input_dirs: Vec<PathBuf>,
@@ -36,21 +34,6 @@ pub struct RawApi {
     pub max_json_body_bytes: usize,
     /// Downloads served at once; more get 503 with `Retry-After`.
     pub max_concurrent_downloads: usize,
-}
-
-impl Default for RawApi {
-    fn default() -> Self {
-        RawApi {
-            listen: "127.0.0.1:8080".into(),
-            public_base_url: None,
-            tokens: Vec::new(),
-            allowed_input_dirs: Vec::new(),
-            url_signing_key: None,
-            download_url_ttl_seconds: 24 * 60 * 60,
-            max_json_body_bytes: DEFAULT_MAX_JSON_BODY_BYTES,
-            max_concurrent_downloads: 256,
-        }
-    }
 }
 
 /// `[[api.tokens]]` as written.

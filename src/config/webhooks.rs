@@ -7,11 +7,13 @@ use serde::Deserialize;
 
 use super::Secret;
 
-/// `[webhooks]` as written. Every key has a default.
+/// `[webhooks]` as written (over the embedded default, which sets every key
+/// but the endpoints).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct RawWebhooks {
     /// The receivers.
+    #[serde(default)]
     pub endpoints: Vec<RawEndpoint>,
     /// Seconds one delivery may take before it counts as failed.
     pub timeout_seconds: f64,
@@ -27,21 +29,6 @@ pub struct RawWebhooks {
     pub environment_name: String,
     /// See `environment_name`.
     pub environment_id: String,
-}
-
-impl Default for RawWebhooks {
-    fn default() -> Self {
-        RawWebhooks {
-            endpoints: Vec::new(),
-            timeout_seconds: 10.0,
-            max_in_flight_per_endpoint: 4,
-            retry_for_hours: 24.0,
-            retry_base_seconds: 5.0,
-            allow_private_addresses: false,
-            environment_name: "reeld".into(),
-            environment_id: "reeld".into(),
-        }
-    }
 }
 
 /// `[[webhooks.endpoints]]` as written.
