@@ -55,7 +55,14 @@ pub async fn run(ctx: Arc<Context>, wake: Arc<tokio::sync::Notify>, stop: Cancel
     let lease_ms = (config.timeout + Duration::from_secs(30)).as_millis() as i64;
     info!(endpoints = config.endpoints.len(), "Webhook relay started.");
     while !stop.is_cancelled() {
-        for endpoint in &config.endpoints {
+        // A read first: claims take the write lock, and most turns find
+        // nothing due.
+        let db = ctx.db.clone();
+        let due = tokio::task::spawn_blocking(move || db.read(|r| r.due_deliveries(now_ms())))
+            .await
+            .expect("read task does not panic")
+            .unwrap_or(1);
+        for endpoint in config.endpoints.iter().filter(|_| due > 0) {
             let busy = in_flight[&endpoint.url].clone();
             let free = config
                 .max_in_flight_per_endpoint
