@@ -376,14 +376,9 @@ async fn ingest(config: Config, file: &Path, settings_json: Option<&str>) -> Exi
         && let Ok(Some(id)) = ctx
             .db
             .read(|r| r.queued_job(&asset.id, JobKind::Renditions))
-        && let Ok(Some(job)) = ctx.db.write(|tx| {
-            tx.claim_job(
-                &ctx.worker_id,
-                crate::jobs::LEASE_POLICY,
-                now_ms(),
-                Some(id),
-            )
-        })
+        && let Ok(Some(job)) = ctx
+            .db
+            .write(|tx| tx.claim_job(&ctx.worker_id, crate::jobs::LEASE_POLICY, Some(id)))
     {
         finished = run_with_progress(&ctx, job, format!("{label} (renditions)")).await;
     }

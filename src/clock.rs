@@ -1,5 +1,5 @@
 //! Wall-clock time for things that expire: download URLs and temporary
-//! master access. Job leases do not use it (they keep their own clock).
+//! master access. Job leases do not use it: they use the database's clock.
 //!
 //! When `REELD_CLOCK_OFFSET_FILE` names a file, the number of seconds in it
 //! is added to every reading, read afresh each time. Tests use it to move

@@ -11,6 +11,7 @@ pub mod dispose;
 pub mod expire;
 pub mod purge;
 pub mod renditions;
+pub mod source;
 pub mod transcode;
 
 use std::sync::Arc;
@@ -211,7 +212,7 @@ pub async fn worker_loop(
             let db = ctx.db.clone();
             let worker_id = ctx.worker_id.clone();
             tokio::task::spawn_blocking(move || {
-                db.write(|tx| tx.claim_job(&worker_id, LEASE_POLICY, now_ms(), None))
+                db.write(|tx| tx.claim_job(&worker_id, LEASE_POLICY, None))
             })
             .await
             .expect("claim task does not panic")
@@ -340,8 +341,7 @@ fn spawn_heartbeat(
             let db = ctx.db.clone();
             let held = lease.clone();
             let renewed =
-                tokio::task::spawn_blocking(move || db.write(|tx| tx.heartbeat(&held, now_ms())))
-                    .await;
+                tokio::task::spawn_blocking(move || db.write(|tx| tx.heartbeat(&held))).await;
             match renewed {
                 Ok(Ok(LeaseStatus::Held)) => {
                     if let Some(index) = worker {

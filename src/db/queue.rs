@@ -7,6 +7,11 @@
 //! `DbError::LeaseLost` and writes nothing. In SQLite a claim is one
 //! `IMMEDIATE` transaction; in Postgres it will be `FOR UPDATE SKIP LOCKED`
 //! behind the same calls.
+//!
+//! Lease times (claims, heartbeats, staleness, backoff) come from the
+//! database's clock, `DB_NOW_MS`, never from a worker's: workers on machines
+//! whose clocks disagree still agree on who holds a job. In Postgres that is
+//! `now()`.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -24,6 +29,9 @@ const LEASE_HELD: &str =
 /// asset was deleted.
 const LEASE_HELD_AND_WANTED: &str = "id = ?1 AND worker_id = ?2 AND lease_generation = ?3 \
                                      AND state = 'running' AND cancel_requested = 0";
+
+/// The database's clock in Unix ms, as SQL.
+pub(super) const DB_NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,20 +137,6 @@ impl Read<'_> {
             )
             .optional()?)
     }
-
-    /// Whether a job of the asset runs under a lease renewed since `fresh_after_ms`.
-    pub fn has_live_job(&self, asset_id: &str, fresh_after_ms: i64) -> Result<bool, DbError> {
-        let found: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT 1 FROM jobs WHERE asset_id = ?1 AND state = 'running' AND heartbeat_at >= ?2
-                 LIMIT 1",
-                params![asset_id, fresh_after_ms],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(found.is_some())
-    }
 }
 
 impl Tx<'_> {
@@ -153,21 +147,21 @@ impl Tx<'_> {
         &self,
         worker_id: &str,
         policy: LeasePolicy,
-        now_ms: i64,
         only_job: Option<i64>,
     ) -> Result<Option<Job>, DbError> {
-        let stale_before = now_ms - policy.stale_after_ms;
         let row = self
             .conn
             .query_row(
-                "SELECT id, asset_id, attempts, max_attempts, last_error, kind, crashes,
-                        state = 'running', lease_generation FROM jobs
-                 WHERE ((state = 'queued' AND not_before <= ?1)
-                        OR (state = 'running' AND heartbeat_at < ?2))
-                   AND cancel_requested = 0
-                   AND (?3 IS NULL OR id = ?3)
-                 ORDER BY id LIMIT 1",
-                params![now_ms, stale_before, only_job],
+                &format!(
+                    "SELECT id, asset_id, attempts, max_attempts, last_error, kind, crashes,
+                            state = 'running', lease_generation FROM jobs
+                     WHERE ((state = 'queued' AND not_before <= {DB_NOW_MS})
+                            OR (state = 'running' AND heartbeat_at < {DB_NOW_MS} - ?1))
+                       AND cancel_requested = 0
+                       AND (?2 IS NULL OR id = ?2)
+                     ORDER BY id LIMIT 1"
+                ),
+                params![policy.stale_after_ms, only_job],
                 |r| {
                     // A stale lease: its holder died under it. The attempt
                     // it used is given back and the crash counted.
@@ -197,13 +191,14 @@ impl Tx<'_> {
             .optional()?;
         if let Some(job) = &row {
             self.conn.execute(
-                "UPDATE jobs SET state = 'running', worker_id = ?2, heartbeat_at = ?3, attempts = ?4,
-                     crashes = ?5, lease_generation = ?6
-                 WHERE id = ?1",
+                &format!(
+                    "UPDATE jobs SET state = 'running', worker_id = ?2, heartbeat_at = {DB_NOW_MS},
+                         attempts = ?3, crashes = ?4, lease_generation = ?5
+                     WHERE id = ?1"
+                ),
                 params![
                     job.id,
                     worker_id,
-                    now_ms,
                     job.attempts,
                     job.crashes,
                     job.lease.generation
@@ -214,14 +209,15 @@ impl Tx<'_> {
     }
 
     /// Renews a lease, and says whether the job should go on.
-    pub fn heartbeat(&self, lease: &Lease, now_ms: i64) -> Result<LeaseStatus, DbError> {
+    pub fn heartbeat(&self, lease: &Lease) -> Result<LeaseStatus, DbError> {
         let cancel: Option<bool> = self
             .conn
             .query_row(
                 &format!(
-                    "UPDATE jobs SET heartbeat_at = ?4 WHERE {LEASE_HELD} RETURNING cancel_requested"
+                    "UPDATE jobs SET heartbeat_at = {DB_NOW_MS} WHERE {LEASE_HELD}
+                     RETURNING cancel_requested"
                 ),
-                params![lease.job_id, lease.worker_id, lease.generation, now_ms],
+                params![lease.job_id, lease.worker_id, lease.generation],
                 |r| r.get(0),
             )
             .optional()?;
@@ -248,19 +244,20 @@ impl Tx<'_> {
         }
     }
 
-    /// Puts a running job back in the queue. With `refund_attempt` the attempt
-    /// does not count (shutdown, not failure).
+    /// Puts a running job back in the queue, claimable again after `delay_ms`
+    /// by the database's clock. With `refund_attempt` the attempt does not
+    /// count (shutdown, not failure).
     pub fn requeue_job(
         &self,
         lease: &Lease,
         error: Option<&str>,
-        not_before_ms: i64,
+        delay_ms: i64,
         refund_attempt: bool,
     ) -> Result<(), DbError> {
         let n = self.conn.execute(
             &format!(
                 "UPDATE jobs SET state = 'queued', worker_id = NULL, heartbeat_at = NULL,
-                 not_before = ?4, last_error = COALESCE(?5, last_error),
+                 not_before = {DB_NOW_MS} + ?4, last_error = COALESCE(?5, last_error),
                  attempts = attempts - ?6
              WHERE {LEASE_HELD_AND_WANTED}"
             ),
@@ -268,7 +265,7 @@ impl Tx<'_> {
                 lease.job_id,
                 lease.worker_id,
                 lease.generation,
-                not_before_ms,
+                delay_ms,
                 error,
                 i64::from(refund_attempt)
             ],
@@ -367,12 +364,12 @@ impl Tx<'_> {
         lease_to: Option<&str>,
     ) -> Result<i64, DbError> {
         self.conn.execute(
-            "INSERT INTO jobs (asset_id, kind, state, worker_id, heartbeat_at, attempts, max_attempts,
+            &format!("INSERT INTO jobs (asset_id, kind, state, worker_id, heartbeat_at, attempts, max_attempts,
                                created_at, lease_generation)
              VALUES (?1, ?5, CASE WHEN ?4 IS NULL THEN 'queued' ELSE 'running' END,
-                     ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?3 END,
+                     ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE {DB_NOW_MS} END,
                      CASE WHEN ?4 IS NULL THEN 0 ELSE 1 END, ?2, ?3,
-                     CASE WHEN ?4 IS NULL THEN 0 ELSE 1 END)",
+                     CASE WHEN ?4 IS NULL THEN 0 ELSE 1 END)"),
             params![asset_id, max_attempts, now_ms, lease_to, kind.as_str()],
         )?;
         Ok(self.conn.last_insert_rowid())

@@ -34,13 +34,25 @@ fn create(db: &Db, id: &str) -> i64 {
         .unwrap()
 }
 
-fn claim(db: &Db, worker: &str, now_ms: i64) -> Option<Job> {
-    db.write(|tx| tx.claim_job(worker, POLICY, now_ms, None))
-        .unwrap()
+fn claim(db: &Db, worker: &str) -> Option<Job> {
+    db.write(|tx| tx.claim_job(worker, POLICY, None)).unwrap()
 }
 
-fn heartbeat(db: &Db, lease: &Lease, now_ms: i64) -> LeaseStatus {
-    db.write(|tx| tx.heartbeat(lease, now_ms)).unwrap()
+fn heartbeat(db: &Db, lease: &Lease) -> LeaseStatus {
+    db.write(|tx| tx.heartbeat(lease)).unwrap()
+}
+
+/// Moves every job's lease times `ms` into the past: the database's clock
+/// cannot be set, so time passes for the jobs instead.
+fn age_jobs(db: &Db, ms: i64) {
+    db.write(|tx| {
+        tx.conn.execute(
+            "UPDATE jobs SET heartbeat_at = heartbeat_at - ?1, not_before = not_before - ?1",
+            [ms],
+        )?;
+        Ok(())
+    })
+    .unwrap();
 }
 
 #[test]
@@ -48,24 +60,29 @@ fn lease_lifecycle() {
     let (_dir, db) = open();
     let job = create(&db, "a1");
 
-    let claimed = claim(&db, "w1", 1_000).unwrap();
+    let claimed = claim(&db, "w1").unwrap();
     assert_eq!((claimed.id, claimed.attempts), (job, 1));
     // Held: nobody else gets it while the heartbeat is fresh.
-    assert!(claim(&db, "w2", 20_000).is_none());
-    assert_eq!(heartbeat(&db, &claimed.lease, 20_000), LeaseStatus::Held);
-    assert!(claim(&db, "w2", 40_000).is_none());
+    assert!(claim(&db, "w2").is_none());
+    age_jobs(&db, 20_000);
+    assert_eq!(heartbeat(&db, &claimed.lease), LeaseStatus::Held);
+    age_jobs(&db, 20_000);
+    assert!(claim(&db, "w2").is_none());
     // Stale: another worker takes it over and the first one's heartbeat
     // fails. The dead holder's attempt is given back; its crash counts.
-    let taken = claim(&db, "w2", 60_000).unwrap();
+    age_jobs(&db, 20_000);
+    let taken = claim(&db, "w2").unwrap();
     assert_eq!((taken.attempts, taken.crashes), (1, 1));
     assert_eq!(taken.lease.generation, claimed.lease.generation + 1);
-    assert_eq!(heartbeat(&db, &claimed.lease, 60_001), LeaseStatus::Lost);
+    assert_eq!(heartbeat(&db, &claimed.lease), LeaseStatus::Lost);
 
-    // Requeue with backoff: not claimable before not_before.
-    db.write(|tx| tx.requeue_job(&taken.lease, Some("store down"), 70_000, false))
+    // Requeue with backoff: not claimable before the delay has passed.
+    db.write(|tx| tx.requeue_job(&taken.lease, Some("store down"), 10_000, false))
         .unwrap();
-    assert!(claim(&db, "w3", 65_000).is_none());
-    let again = claim(&db, "w3", 70_000).unwrap();
+    age_jobs(&db, 5_000);
+    assert!(claim(&db, "w3").is_none());
+    age_jobs(&db, 5_000);
+    let again = claim(&db, "w3").unwrap();
     assert_eq!(again.last_error.as_deref(), Some("store down"));
     assert_eq!((again.attempts, again.crashes), (2, 1));
 
@@ -79,7 +96,8 @@ fn lease_lifecycle() {
         )
     })
     .unwrap();
-    assert!(claim(&db, "w4", 1_000_000).is_none());
+    age_jobs(&db, 1_000_000);
+    assert!(claim(&db, "w4").is_none());
     let asset = db.read(|r| r.asset("a1")).unwrap().unwrap();
     assert_eq!(asset.status, AssetStatus::Ready);
     assert_eq!(asset.progress.progress, 100.0);
@@ -89,8 +107,9 @@ fn lease_lifecycle() {
 fn a_stale_worker_cannot_write_the_outcome() {
     let (_dir, db) = open();
     create(&db, "a1");
-    let stale = claim(&db, "w1", 1_000).unwrap();
-    let current = claim(&db, "w2", 100_000).unwrap();
+    let stale = claim(&db, "w1").unwrap();
+    age_jobs(&db, 100_000);
+    let current = claim(&db, "w2").unwrap();
     let errors = AssetErrors {
         kind: "invalid_input".into(),
         messages: vec!["bad".into()],
@@ -146,7 +165,7 @@ fn a_failed_write_commits_nothing() {
     });
     assert!(result.is_err());
     assert!(db.read(|r| r.asset("a1")).unwrap().is_none());
-    assert!(claim(&db, "w", 1).is_none());
+    assert!(claim(&db, "w").is_none());
 }
 
 #[test]
@@ -154,7 +173,7 @@ fn deleting_an_asset_cancels_its_jobs() {
     let (_dir, db) = open();
     create(&db, "running");
     create(&db, "queued");
-    let job = claim(&db, "w1", 1).unwrap();
+    let job = claim(&db, "w1").unwrap();
     assert_eq!(job.asset_id, "running");
     assert!(db.write(|tx| tx.delete_asset("running", 2)).unwrap());
     assert!(db.write(|tx| tx.delete_asset("queued", 2)).unwrap());
@@ -164,8 +183,8 @@ fn deleting_an_asset_cancels_its_jobs() {
     );
     assert!(db.read(|r| r.asset("running")).unwrap().is_none());
     // The queued job is gone from the queue; the running one is told to stop.
-    assert!(claim(&db, "w2", 3).is_none());
-    assert_eq!(heartbeat(&db, &job.lease, 4), LeaseStatus::CancelRequested);
+    assert!(claim(&db, "w2").is_none());
+    assert_eq!(heartbeat(&db, &job.lease), LeaseStatus::CancelRequested);
     // Its files wait for the job to stop before they are purged.
     assert_eq!(
         db.read(|r| r.assets_to_purge(0)).unwrap(),
@@ -217,14 +236,14 @@ fn dead_workers_release_their_leases() {
     let (_dir, db) = open();
     create(&db, "a1");
     create(&db, "a2");
-    claim(&db, "dead", 1).unwrap();
-    claim(&db, "alive", 1).unwrap();
+    claim(&db, "dead").unwrap();
+    claim(&db, "alive").unwrap();
     assert_eq!(
         db.write(|tx| tx.release_dead_leases(|w| w == "dead"))
             .unwrap(),
         1
     );
-    let j = claim(&db, "new", 2).unwrap();
+    let j = claim(&db, "new").unwrap();
     assert_eq!(j.asset_id, "a1");
     // A crash is not a failed attempt, but it is counted.
     assert_eq!((j.attempts, j.crashes), (1, 1));
@@ -258,7 +277,7 @@ fn sources_are_recorded_with_their_asset() {
         db.read(|r| r.pending_sources()).unwrap().is_empty(),
         "still preparing"
     );
-    let job = claim(&db, "w", 1).unwrap();
+    let job = claim(&db, "w").unwrap();
     let errors = AssetErrors {
         kind: "invalid_input".into(),
         messages: vec!["bad".into()],
@@ -333,19 +352,20 @@ fn reopening_keeps_data_and_schema() {
 fn a_deleted_assets_job_is_not_run_again_after_its_worker_dies() {
     let (_dir, db) = open();
     create(&db, "a1");
-    let job = claim(&db, "dead", 1).unwrap();
+    let job = claim(&db, "dead").unwrap();
     assert!(db.write(|tx| tx.delete_asset("a1", 2)).unwrap());
     // Its lease goes stale, or its process is found dead: nobody takes it.
-    assert!(claim(&db, "w2", 1_000_000).is_none());
+    age_jobs(&db, 1_000_000);
+    assert!(claim(&db, "w2").is_none());
     assert_eq!(
         db.write(|tx| tx.release_dead_leases(|w| w == "dead"))
             .unwrap(),
         1
     );
-    assert!(claim(&db, "w2", 1_000_001).is_none());
+    assert!(claim(&db, "w2").is_none());
     assert_eq!(
         db.read(|r| r.job_state("a1")).unwrap().as_deref(),
         Some("cancelled")
     );
-    assert_eq!(heartbeat(&db, &job.lease, 3), LeaseStatus::Lost);
+    assert_eq!(heartbeat(&db, &job.lease), LeaseStatus::Lost);
 }
