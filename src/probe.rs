@@ -190,12 +190,18 @@ pub fn probe_file(path: &Path) -> Result<MediaInfo, ProbeError> {
     if meta.len() == 0 {
         return Err(ProbeError::Empty);
     }
-    let abs = path
-        .canonicalize()
-        .map_err(|source| ProbeError::Unreadable {
-            path: path.display().to_string(),
-            source,
-        })?;
+    // Not canonicalized when already absolute: a job's source is
+    // `/proc/self/fd/N`, which must stay that link, not the name it resolves
+    // to (another file may have that name now).
+    let abs = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        path.canonicalize()
+            .map_err(|source| ProbeError::Unreadable {
+                path: path.display().to_string(),
+                source,
+            })?
+    };
     let uri = gst::glib::filename_to_uri(&abs, None)
         .map_err(|e| ProbeError::Init(format!("cannot make a URI of {}: {e}", abs.display())))?;
     crate::pipeline::init_gstreamer().map_err(|e| ProbeError::Init(e.to_string()))?;

@@ -116,6 +116,18 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries (endpoint, status, next_attempt_at);
 CREATE INDEX deliveries_order ON deliveries (endpoint, asset_id, status, event_seq);
 "#,
+    r#"
+-- One asset per watch-folder file: the identity check before an insert is
+-- backed by the index. A file taken twice by an older version keeps its first
+-- asset as the watch source; the others become 'watch-again' (still disposed
+-- of, never matched).
+UPDATE sources SET origin = 'watch-again'
+ WHERE origin = 'watch' AND rowid NOT IN (
+       SELECT MIN(rowid) FROM sources WHERE origin = 'watch'
+        GROUP BY device, inode, size, mtime_ns);
+CREATE UNIQUE INDEX sources_watch_identity ON sources (device, inode, size, mtime_ns)
+ WHERE origin = 'watch';
+"#,
 ];
 
 /// Applies the migrations `conn`'s file has not had yet.

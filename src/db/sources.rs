@@ -26,7 +26,6 @@ impl SourceIdentity {
     /// Reads the identity of the file at `path` (one `stat`); anything but a
     /// regular file is an `InvalidInput` error.
     pub fn of(path: &Path) -> std::io::Result<SourceIdentity> {
-        use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(path)?;
         if !m.is_file() {
             return Err(std::io::Error::new(
@@ -34,12 +33,23 @@ impl SourceIdentity {
                 format!("{} is not a regular file", path.display()),
             ));
         }
-        Ok(SourceIdentity {
+        Ok(SourceIdentity::from_metadata(&m))
+    }
+
+    /// The identity `stat` or `fstat` showed.
+    pub fn from_metadata(m: &std::fs::Metadata) -> SourceIdentity {
+        use std::os::unix::fs::MetadataExt;
+        SourceIdentity {
             device: m.dev(),
             inode: m.ino(),
             size: m.size(),
             mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-        })
+        }
+    }
+
+    /// Whether both name the same file, however it changed since.
+    pub fn same_inode(&self, other: &SourceIdentity) -> bool {
+        self.device == other.device && self.inode == other.inode
     }
 }
 
@@ -79,6 +89,10 @@ pub enum Disposition {
     Failed,
     /// A CLI source: never touched.
     Untouched,
+    /// Another file had taken its name by the time the asset finished (a
+    /// re-export renamed over it, or a rewrite in place): left alone, since
+    /// that file is an asset of its own.
+    Replaced,
 }
 
 impl Disposition {
@@ -90,6 +104,7 @@ impl Disposition {
             Disposition::Deleted => "deleted",
             Disposition::Failed => "failed",
             Disposition::Untouched => "untouched",
+            Disposition::Replaced => "replaced",
         }
     }
 }
@@ -116,6 +131,8 @@ pub struct PendingSource {
     pub status: AssetStatus,
     /// Where the source was taken from.
     pub path: PathBuf,
+    /// The recorded file: only this file is moved or deleted.
+    pub identity: SourceIdentity,
     /// The asset's errors, for the `.error.json`.
     pub errors: Option<AssetErrors>,
     /// The sidecar settings file, if one was taken with the source.
@@ -137,24 +154,30 @@ impl Read<'_> {
         Ok(found.is_some())
     }
 
-    /// The path of an asset's source.
-    pub fn source_path(&self, asset_id: &str) -> Result<Option<PathBuf>, DbError> {
-        let path: Option<String> = self
+    /// Where an asset's source was taken from, and its identity then.
+    pub fn source(&self, asset_id: &str) -> Result<Option<(PathBuf, SourceIdentity)>, DbError> {
+        Ok(self
             .conn
             .query_row(
-                "SELECT path FROM sources WHERE asset_id = ?1",
+                "SELECT path, device, inode, size, mtime_ns FROM sources WHERE asset_id = ?1",
                 params![asset_id],
-                |r| r.get(0),
+                |r| {
+                    Ok((
+                        PathBuf::from(r.get::<_, String>(0)?),
+                        identity_from_row(r, 1)?,
+                    ))
+                },
             )
-            .optional()?;
-        Ok(path.map(PathBuf::from))
+            .optional()?)
     }
 
     /// Watch-folder sources of finished assets that still await their move,
     /// delete or keep (left over if the daemon stopped in between).
     pub fn pending_sources(&self) -> Result<Vec<PendingSource>, DbError> {
         let mut stmt = self.conn.prepare(
-            "SELECT s.asset_id, a.status, s.path, a.errors, s.sidecar FROM sources s JOIN assets a ON a.id = s.asset_id
+            "SELECT s.asset_id, a.status, s.path, a.errors, s.sidecar,
+                    s.device, s.inode, s.size, s.mtime_ns
+             FROM sources s JOIN assets a ON a.id = s.asset_id
              WHERE s.disposition = 'pending' AND a.status != 'preparing' ORDER BY a.created_at",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -164,21 +187,32 @@ impl Read<'_> {
                 r.get::<_, String>(2)?,
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                identity_from_row(r, 5)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (asset_id, status, path, errors, sidecar) = row?;
+            let (asset_id, status, path, errors, sidecar, identity) = row?;
             out.push(PendingSource {
                 asset_id,
                 status: super::assets::parse_status(&status)?,
                 path: PathBuf::from(path),
+                identity,
                 errors: errors.and_then(|e| serde_json::from_str(&e).ok()),
                 sidecar: sidecar.map(PathBuf::from),
             });
         }
         Ok(out)
     }
+}
+
+fn identity_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SourceIdentity> {
+    Ok(SourceIdentity {
+        device: r.get::<_, i64>(first)? as u64,
+        inode: r.get::<_, i64>(first + 1)? as u64,
+        size: r.get::<_, i64>(first + 2)? as u64,
+        mtime_ns: r.get(first + 3)?,
+    })
 }
 
 impl Tx<'_> {

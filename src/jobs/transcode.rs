@@ -2,8 +2,8 @@
 //! requested rendition, one decode) and `renditions` (stored master → renditions
 //! added later). Both run probe → plan → pipeline → verify → store → record.
 //!
-//! Each step is idempotent: the spool folder of an asset is cleared before a
-//! run, the store key is deterministic, and the database records the result in
+//! Each step is idempotent: each attempt has its own spool folder, cleared
+//! before it runs, the store key is deterministic, and the database records the result in
 //! one transaction, so a job interrupted anywhere is simply run again.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::source::HeldSource;
 use super::{Context, Finished, ProgressFn, backoff, now_ms};
 use crate::asset::{
     AssetErrors, AssetSettings, MediaSummary, ProgressState, RenditionStatus, ResolutionTier,
@@ -79,12 +80,16 @@ pub async fn run(
             job.crashes
         ));
     }
-    let spool = ctx.config.spool_dir.join(&job.asset_id);
+    let spool = attempt_spool(&ctx.config.spool_dir, job);
     let result = run_steps(ctx, job, &spool, cancel, progress).await;
     if !matches!(result, Err(JobOutcome::Cancelled)) {
         // Nothing in the spool outlives its job, success or failure; after a
         // cancel the next attempt clears it anyway.
         let _ = std::fs::remove_dir_all(&spool);
+        if let Some(asset_folder) = spool.parent() {
+            // Only when empty: a later attempt may be working beside it.
+            let _ = std::fs::remove_dir(asset_folder);
+        }
     }
     match result {
         Ok(stored) => JobOutcome::Ready(stored),
@@ -106,6 +111,7 @@ async fn run_steps(
     })
     .await?
     .ok_or_else(|| JobOutcome::InvalidInput("The asset is missing from the database.".into()))?;
+    clear_earlier_attempts(spool, job.lease.generation);
     let _ = std::fs::remove_dir_all(spool);
     std::fs::create_dir_all(spool).map_err(|e| {
         JobOutcome::Transient(format!(
@@ -114,22 +120,19 @@ async fn run_steps(
         ))
     })?;
 
-    let (source, pending) = match job.kind {
+    // `_held` keeps the recorded source open until the job ends: `source`
+    // names that inode (see `jobs::source`), not whatever has its name now.
+    let (source, pending, _held) = match job.kind {
         JobKind::Transcode => {
-            let source = blocking_db(ctx, {
+            let (path, identity) = blocking_db(ctx, {
                 let id = asset_id.to_owned();
-                move |db| db.read(|r| r.source_path(&id))
+                move |db| db.read(|r| r.source(&id))
             })
             .await?
             .ok_or_else(|| JobOutcome::InvalidInput("The asset has no source recorded.".into()))?;
-            if !source.exists() {
-                return Err(JobOutcome::InvalidInput(format!(
-                    "The source file {} no longer exists.",
-                    source.display()
-                )));
-            }
+            let held = HeldSource::open(&path, &identity).map_err(JobOutcome::InvalidInput)?;
             set_progress(ctx, job, ProgressState::Ingesting, 0.0).await;
-            (source, None)
+            (held.reading_path(), None, Some(held))
         }
         JobKind::Renditions => {
             // Renditions added later are made from the stored master.
@@ -147,7 +150,7 @@ async fn run_steps(
                 .get_to_file(&store::master_key(asset_id), &local)
                 .await
                 .map_err(|e| JobOutcome::Transient(e.to_string()))?;
-            (local, Some(pending))
+            (local, Some(pending), None)
         }
     };
 
@@ -233,6 +236,37 @@ async fn run_steps(
         info!(key = %key, bytes, store = ctx.store.description(), "Output stored.");
     }
     Ok(Stored { summary, files })
+}
+
+/// The spool folder of one attempt at a job: `SPOOL/ASSET/attempt-GEN`. A
+/// worker that lost its lease and still runs writes only into its own
+/// attempt's folder, never into the one of the worker that took over.
+pub fn attempt_spool(spool_dir: &Path, job: &Job) -> PathBuf {
+    spool_dir
+        .join(&job.asset_id)
+        .join(format!("attempt-{}", job.lease.generation))
+}
+
+/// Removes the folders of the asset's earlier attempts (a crash left them):
+/// their leases are fenced out, so nothing they hold can be recorded.
+fn clear_earlier_attempts(spool: &Path, generation: i64) {
+    let Some(asset_folder) = spool.parent() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(asset_folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let earlier = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("attempt-"))
+            .and_then(|g| g.parse::<i64>().ok())
+            .is_none_or(|g| g < generation);
+        if earlier {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The row of a planned rendition file before it is made.
@@ -530,7 +564,7 @@ pub async fn record_outcome(
     let asset_id = job.asset_id.clone();
     let lease = job.lease.clone();
     if asset_deleted {
-        let _ = std::fs::remove_dir_all(ctx.config.spool_dir.join(&job.asset_id));
+        let _ = std::fs::remove_dir_all(attempt_spool(&ctx.config.spool_dir, job));
         let r = tokio::task::spawn_blocking(move || db.write(|tx| tx.cancel_job(&lease, now_ms())))
             .await
             .expect("db task does not panic");
@@ -615,10 +649,10 @@ async fn requeue(ctx: &Arc<Context>, job: &Job, reason: String, refund: bool) ->
     } else {
         backoff(job.attempts)
     };
-    let not_before = now_ms() + delay.as_millis() as i64;
+    let delay_ms = delay.as_millis() as i64;
     let why = reason.clone();
     let r = tokio::task::spawn_blocking(move || {
-        db.write(|tx| tx.requeue_job(&lease, Some(&why), not_before, refund))
+        db.write(|tx| tx.requeue_job(&lease, Some(&why), delay_ms, refund))
     })
     .await
     .expect("db task does not panic");
