@@ -1,8 +1,11 @@
 //! The watch folder: file-system events and periodic scans in, settled files
 //! out as new assets (each with its job, in one transaction).
 //!
-//! A file is taken once it has not changed for `settle_seconds`, no process
-//! holds it open for writing, and its name is not a partial-download name. Its
+//! A file is taken once its name is not a partial-download name, no
+//! close-after-write event is outstanding for it (see `settle`), it has not
+//! changed for `settle_seconds`, and no process reeld can see holds it open
+//! for writing. Its sidecar (`NAME.json`) must be complete by the same rules.
+//! Its
 //! identity (device, inode, size, mtime) is recorded with the asset, so the
 //! same file seen again (by a rescan, an event, or after a restart with
 //! `on_success = keep`) never makes a second asset, while a file dropped again
@@ -72,12 +75,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
     .map(|p| p.canonicalize().unwrap_or(p))
     .collect();
 
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(PathBuf, Signal)>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            for path in event.paths {
-                let _ = tx.send(path);
-            }
+        let Ok(event) = event else {
+            return;
+        };
+        if event.need_rescan() {
+            let _ = tx.send((PathBuf::new(), Signal::EventsLost));
+        }
+        let signal = Signal::of(&event.kind);
+        for path in event.paths {
+            let _ = tx.send((path, signal));
         }
     })
     .map_err(|source| WatchError::Notify {
@@ -91,9 +99,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
             source,
         })?;
     info!(folder = %root.display(), settle_s = ctx.config.settle.as_secs_f64(), "Watching for new files.");
+    say_what_writers_are_visible();
 
     let mut state = WatchState {
         settler: Settler::new(ctx.config.settle),
+        sidecars: Settler::new(ctx.config.settle),
         known: HashMap::new(),
         root,
         excluded,
@@ -109,10 +119,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
             _ = ticker.tick() => {}
         }
         let mut dirty: HashSet<PathBuf> = HashSet::new();
-        while let Ok(path) = rx.try_recv() {
+        while let Ok((path, signal)) = rx.try_recv() {
+            state.apply(&path, signal);
             dirty.insert(path);
         }
-        if last_scan.is_none_or(|t| t.elapsed() >= RESCAN_INTERVAL) {
+        let rescanned = last_scan.is_none_or(|t| t.elapsed() >= RESCAN_INTERVAL);
+        if rescanned {
             last_scan = Some(Instant::now());
             dirty.extend(scan(&state.root, &state.excluded));
         }
@@ -123,7 +135,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
         })
         .await
         .expect("watch tick does not panic");
-        if std::mem::take(&mut state.pending_disposal) {
+        // Errored sources wait in the folder while they may still grow (see
+        // `jobs::dispose`), so disposal is retried with each rescan too.
+        if std::mem::take(&mut state.pending_disposal) || rescanned {
             crate::jobs::dispose::dispose_pending(&ctx).await;
         }
     }
@@ -132,8 +146,34 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
     Ok(())
 }
 
+/// What a file-system event says about the files it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// Data was written (`IN_MODIFY`): a writer has it open.
+    Written,
+    /// A writer closed it (`IN_CLOSE_WRITE`).
+    Closed,
+    /// Something else changed (created, renamed, removed, attributes).
+    Changed,
+    /// The kernel dropped events.
+    EventsLost,
+}
+
+impl Signal {
+    fn of(kind: &notify::EventKind) -> Signal {
+        use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+        match kind {
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => Signal::Written,
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Signal::Closed,
+            _ => Signal::Changed,
+        }
+    }
+}
+
 struct WatchState {
     settler: Settler,
+    /// Sidecars seen, settled by the same rules as media.
+    sidecars: Settler,
     /// Identities already made into assets (or found in the database), by path,
     /// so that a kept file costs one `stat` per rescan, not a query.
     known: HashMap<PathBuf, SourceIdentity>,
@@ -147,8 +187,77 @@ struct WatchState {
 }
 
 impl WatchState {
+    /// Feeds one event to the settler of media or of sidecars.
+    fn apply(&mut self, path: &Path, signal: Signal) {
+        if signal == Signal::EventsLost {
+            warn!(
+                "File events were lost; files are settled by size and mtime until the next close."
+            );
+            self.settler.events_lost();
+            self.sidecars.events_lost();
+            return;
+        }
+        let settler = if self.is_candidate(path) {
+            &mut self.settler
+        } else if self.is_sidecar(path) {
+            &mut self.sidecars
+        } else {
+            return;
+        };
+        match signal {
+            Signal::Written => settler.written(path),
+            Signal::Closed => settler.closed(path),
+            Signal::Changed | Signal::EventsLost => {}
+        }
+    }
+
+    /// Whether `path` is named like a sidecar in the watched part of the tree.
+    fn is_sidecar(&self, path: &Path) -> bool {
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
+            return false;
+        };
+        let lower = name.to_ascii_lowercase();
+        lower.ends_with(".json")
+            && !lower.ends_with(".error.json")
+            && !name.starts_with('.')
+            && path.starts_with(&self.root)
+            && !self.excluded.iter().any(|e| path.starts_with(e))
+    }
+
+    /// Whether the sidecar of `media`, if it has one, is complete: settled by
+    /// the same rules as media, and not open for writing.
+    fn sidecar_ready(&mut self, media: &Path, now: Instant) -> bool {
+        let Some(sidecar) = crate::settings::sidecar_of(media) else {
+            return true;
+        };
+        let seen = SourceIdentity::of(&sidecar).ok().map(|id| Observation {
+            size: id.size,
+            mtime_ns: id.mtime_ns,
+        });
+        self.sidecars.observe(&sidecar, seen, now);
+        if seen.is_none() {
+            // Gone since `sidecar_of` looked: the media is taken without it.
+            return true;
+        }
+        let ready = self.sidecars.is_settled(&sidecar, now)
+            && open_for_writing(std::slice::from_ref(&sidecar)).is_empty();
+        if !ready {
+            debug!(sidecar = %sidecar.display(), "Waiting for the sidecar to be complete.");
+        }
+        ready
+    }
+
     fn tick(&mut self, ctx: &Context, dirty: HashSet<PathBuf>) {
         let now = Instant::now();
+        let mut sidecars: HashSet<PathBuf> = self.sidecars.tracked().cloned().collect();
+        sidecars.extend(dirty.iter().filter(|p| self.is_sidecar(p)).cloned());
+        for path in sidecars {
+            let seen = SourceIdentity::of(&path).ok().map(|id| Observation {
+                size: id.size,
+                mtime_ns: id.mtime_ns,
+            });
+            self.sidecars.observe(&path, seen, now);
+        }
         let mut to_check: HashSet<PathBuf> = self.settler.tracked().cloned().collect();
         to_check.extend(dirty.into_iter().filter(|p| self.is_candidate(p)));
         for path in to_check {
@@ -207,6 +316,9 @@ impl WatchState {
                 self.settler.restart(&path, now);
                 continue;
             }
+            if !self.sidecar_ready(&path, now) {
+                continue;
+            }
             let Ok(identity) = SourceIdentity::of(&path) else {
                 self.settler.forget(&path);
                 continue;
@@ -226,6 +338,9 @@ impl WatchState {
                 Ok(taken) => {
                     room -= usize::from(taken);
                     self.settler.forget(&path);
+                    if let Some(sidecar) = crate::settings::sidecar_of(&path) {
+                        self.sidecars.forget(&sidecar);
+                    }
                     self.known.insert(path, identity);
                 }
                 Err(e) => {
@@ -321,6 +436,42 @@ fn scan(root: &Path, excluded: &[PathBuf]) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Says at start-up whether other users' open files can be seen in `/proc`,
+/// and what reeld relies on when they cannot.
+fn say_what_writers_are_visible() {
+    match other_users_fds_visible() {
+        Some(false) => warn!(
+            "Files other users' processes hold open cannot be seen (/proc/PID/fd is not readable \
+             without root or CAP_SYS_PTRACE). On local disks reeld relies on close-after-write \
+             events; on network mounts (NFS, SMB) and for files present at start-up, on \
+             settle_seconds of no change in size and mtime."
+        ),
+        Some(true) => debug!("Other processes' open files are visible in /proc."),
+        None => debug!("No other user's process is running; /proc visibility not checked."),
+    }
+}
+
+/// Whether this process can list the open files of a process of another
+/// user; `None` when it found no such process.
+fn other_users_fds_visible() -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").ok()?.uid();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if meta.uid() == me {
+            continue;
+        }
+        return Some(std::fs::read_dir(entry.path().join("fd")).is_ok());
+    }
+    None
 }
 
 /// Which of `paths` some process holds open for writing, found by reading

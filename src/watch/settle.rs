@@ -1,11 +1,17 @@
 //! Settle detection: a pure state machine that decides when a file in the
-//! watch folder has stopped changing, plus the name rules for files that are
-//! never taken (partial downloads, dot-files, sidecars).
+//! watch folder is complete, plus the name rules for files that are never
+//! taken (partial downloads, dot-files, sidecars).
 //!
-//! It sees only observations (size and mtime) and the current time, never the
-//! file system, so every rule is tested with made-up clocks.
+//! Two signals decide. A file that a close-after-write event says is still
+//! open for writing (a write was seen and no close since) is never settled,
+//! however long its writer pauses. Every file must also show the same size
+//! and mtime for the settle time: that is all there is for files with no
+//! events (network mounts, files present at start-up).
+//!
+//! It sees only observations (size and mtime), events and the current time,
+//! never the file system, so every rule is tested with made-up clocks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,6 +35,8 @@ struct Entry {
 pub struct Settler {
     settle: Duration,
     entries: HashMap<PathBuf, Entry>,
+    /// Files written to (an `IN_MODIFY`) with no `IN_CLOSE_WRITE` since.
+    open_writes: HashSet<PathBuf>,
 }
 
 impl Settler {
@@ -37,7 +45,41 @@ impl Settler {
         Settler {
             settle,
             entries: HashMap::new(),
+            open_writes: HashSet::new(),
         }
+    }
+
+    /// An event said `path` was written to: it is not complete until a
+    /// close-after-write event for it arrives.
+    pub fn written(&mut self, path: &Path) {
+        if !self.open_writes.contains(path) {
+            self.open_writes.insert(path.to_owned());
+        }
+    }
+
+    /// An event said the writer of `path` closed it; the settle time still
+    /// applies from its last change.
+    pub fn closed(&mut self, path: &Path) {
+        self.open_writes.remove(path);
+    }
+
+    /// Events were dropped (the kernel's queue overflowed): which writers are
+    /// still open is unknown, so settling falls back to size and mtime alone.
+    pub fn events_lost(&mut self) {
+        self.open_writes.clear();
+    }
+
+    /// Whether `path` has been unchanged for the settle time at `now`, and
+    /// no event says it is still open for writing.
+    pub fn is_settled(&self, path: &Path, now: Instant) -> bool {
+        self.entries
+            .get(path)
+            .is_some_and(|e| self.entry_settled(path, e, now))
+    }
+
+    fn entry_settled(&self, path: &Path, e: &Entry, now: Instant) -> bool {
+        now.saturating_duration_since(e.unchanged_since) >= self.settle
+            && !self.open_writes.contains(path)
     }
 
     /// Records what a `stat` showed at `now`; `None` means the file is gone.
@@ -45,6 +87,7 @@ impl Settler {
         match observation {
             None => {
                 self.entries.remove(path);
+                self.open_writes.remove(path);
             }
             Some(obs) => match self.entries.get_mut(path) {
                 Some(entry) if entry.last == obs => {}
@@ -70,7 +113,7 @@ impl Settler {
         let mut out: Vec<_> = self
             .entries
             .iter()
-            .filter(|(_, e)| now.saturating_duration_since(e.unchanged_since) >= self.settle)
+            .filter(|(p, e)| self.entry_settled(p, e, now))
             .map(|(p, e)| (p.clone(), e.last))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -165,6 +208,31 @@ mod tests {
         s.observe(p, None, t0 + Duration::from_secs(5));
         assert!(s.settled(t0 + Duration::from_secs(60)).is_empty());
         assert_eq!(s.tracked().count(), 0);
+    }
+
+    #[test]
+    fn a_file_open_for_writing_waits_for_its_close_however_long_the_pause() {
+        let t0 = Instant::now();
+        let p = Path::new("/w/a.mp4");
+        let mut s = Settler::new(SETTLE);
+        s.observe(p, obs(10, 1), t0);
+        s.written(p);
+        // The writer pauses for ten settle times: still not taken.
+        assert!(s.settled(t0 + 10 * SETTLE).is_empty());
+        assert!(!s.is_settled(p, t0 + 10 * SETTLE));
+        s.observe(p, obs(20, 2), t0 + 10 * SETTLE);
+        s.closed(p);
+        // Closed: the settle time runs from the last change.
+        assert!(
+            s.settled(t0 + 10 * SETTLE + Duration::from_secs(1))
+                .is_empty()
+        );
+        assert!(s.is_settled(p, t0 + 11 * SETTLE));
+        // Lost events fall back to size and mtime.
+        s.written(p);
+        assert!(!s.is_settled(p, t0 + 20 * SETTLE));
+        s.events_lost();
+        assert!(s.is_settled(p, t0 + 20 * SETTLE));
     }
 
     #[test]
