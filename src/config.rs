@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::asset::{MaxResolutionTier, VideoQuality};
 
 mod api;
+mod check;
 mod webhooks;
 pub use api::{ApiConfig, ApiToken, RawApi};
 pub use webhooks::{Endpoint, RawWebhooks, WebhooksConfig, glob_match};
@@ -374,14 +375,35 @@ impl Config {
             origin: origin.to_owned(),
             message: e.to_string(),
         };
-        let given: toml::Table = toml::from_str(text).map_err(|e| parse_error(&e))?;
+        let mut given: toml::Table = toml::from_str(text).map_err(|e| parse_error(&e))?;
         let mut merged: toml::Table =
             toml::from_str(EMBEDDED_DEFAULT).expect("the embedded default parses");
+        // Bad keys are set aside and reported with the value problems below.
+        let mut problems = check::set_aside_bad_keys(&mut given, &merged);
         overlay(&mut merged, given);
-        let raw: RawConfig = toml::Value::Table(merged)
-            .try_into()
-            .map_err(|e| parse_error(&e))?;
-        raw.validate(base_dir, origin)
+        let validated = match toml::Value::Table(merged).try_into::<RawConfig>() {
+            Ok(raw) => raw.validate(base_dir, origin),
+            Err(e) if problems.is_empty() => return Err(parse_error(&e)),
+            Err(e) => Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                problems: vec![e.to_string().trim().to_owned()],
+            }),
+        };
+        match validated {
+            Ok(config) if problems.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                problems,
+            }),
+            Err(ConfigError::Invalid { problems: more, .. }) => {
+                problems.extend(more);
+                Err(ConfigError::Invalid {
+                    origin: origin.to_owned(),
+                    problems,
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -411,6 +433,21 @@ impl RawConfig {
         };
 
         let ingest = &self.ingest;
+        for (key, path) in [
+            ("ingest.watch_dir", Some(&ingest.watch_dir)),
+            ("ingest.failed_dir", Some(&ingest.failed_dir)),
+            ("ingest.done_dir", ingest.done_dir.as_ref()),
+            ("database.path", Some(&self.database.path)),
+            ("transcode.spool_dir", Some(&self.transcode.spool_dir)),
+            (
+                "transcode.pipelines_dir",
+                Some(&self.transcode.pipelines_dir),
+            ),
+        ] {
+            if path.is_some_and(|p| p.as_os_str().is_empty()) {
+                problems.push(format!("{key} is empty; it must name a path"));
+            }
+        }
         if !(ingest.settle_seconds.is_finite() && ingest.settle_seconds >= 0.0) {
             problems.push(format!(
                 "ingest.settle_seconds must be a number of seconds >= 0, not {}",
@@ -589,7 +626,21 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_and_bad_enums_are_parse_errors() {
+    fn unknown_keys_bad_values_and_missing_paths_are_listed_together() {
+        let text = "[ingest]\nsetle_seconds = 2\nfailed_dir = \"\"\n\
+                    [transcode]\nconcurrency = 0\n";
+        let err = Config::from_toml(text, Path::new("/x"), "t").unwrap_err();
+        let ConfigError::Invalid { problems, .. } = err else {
+            panic!("{err}")
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("unknown key ingest.setle_seconds"));
+        assert!(problems[1].contains("ingest.failed_dir is empty"));
+        assert!(problems[2].contains("transcode.concurrency must be at least 1"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_enums_are_named() {
         let text = EMBEDDED_DEFAULT.replace("[log]", "[log]\nlevl = 1");
         let err = Config::from_toml(&text, Path::new("/x"), "t").unwrap_err();
         assert!(err.to_string().contains("levl"), "{err}");
