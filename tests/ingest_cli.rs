@@ -290,10 +290,12 @@ fn a_config_with_only_the_contract_keys_runs() {
     assert_eq!(asset["data"]["status"], "ready");
     let id = asset["data"]["id"].as_str().unwrap();
     assert!(root.join(format!("store/assets/{id}/master.mp4")).exists());
-    // Three mistakes are named together.
+    // Mistakes of every kind are named together: an unknown key, a value of
+    // the wrong type, a value out of range and an empty path.
     std::fs::write(
         &config,
-        "[transcode]\nconcurrency = 0\nmax_attempts = 0\nstall_timeout_seconds = -1\n",
+        "[ingest]\nsetle_seconds = 2\n[transcode]\nconcurrency = \"two\"\nmax_attempts = 0\n\
+         [database]\npath = \"\"\n",
     )
     .unwrap();
     let out = std::process::Command::new(reeld_bin())
@@ -304,12 +306,13 @@ fn a_config_with_only_the_contract_keys_runs() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("3 problem(s)"), "{err}");
-    for key in [
-        "transcode.concurrency",
-        "transcode.max_attempts",
-        "transcode.stall_timeout_seconds",
+    assert!(err.contains("4 problem(s)"), "{err}");
+    for problem in [
+        "unknown key ingest.setle_seconds (did you mean settle_seconds?)",
+        "transcode.concurrency must be a number, not \"two\"",
+        "transcode.max_attempts must be at least 1",
+        "database.path is empty",
     ] {
-        assert!(err.contains(key), "{key}: {err}");
+        assert!(err.contains(problem), "{problem}: {err}");
     }
 }

@@ -116,3 +116,137 @@ fn reopened_and_appended_or_renamed_from_part_each_taken_once_complete() {
         );
     }
 }
+
+#[test]
+fn a_writer_the_daemon_cannot_see_that_pauses_for_three_settle_times_is_waited_for() {
+    let Some(user) = unprivileged_user() else {
+        eprintln!("skipped: switching to an unprivileged user needs root");
+        return;
+    };
+    let env = TestEnv::new(&[]);
+    let clip = env.dir.path().join("clip.mp4");
+    make_clip(&clip, ClipSpec::av(640, 360, 4));
+    let data = std::fs::read(&clip).unwrap();
+    let watch = env.watch_dir();
+    let daemon = env.start_daemon_as(user);
+    wait_for(TIMEOUT, "the daemon to watch the folder", || {
+        std::fs::read_to_string(&daemon.log).is_ok_and(|l| l.contains("Watching for new files."))
+    });
+    let log = std::fs::read_to_string(&daemon.log).unwrap();
+    assert!(
+        log.contains("Files other users' processes hold open cannot be seen"),
+        "the start-up log says what reeld relies on: {log}"
+    );
+
+    // This process (root) writes half, stalls three settle times with the
+    // file open, then writes the rest: the daemon's user cannot see the
+    // open descriptor in /proc, only the file's events.
+    let mut file = std::fs::File::create(watch.join("network-copy.mp4")).unwrap();
+    file.write_all(&data[..data.len() / 2]).unwrap();
+    file.flush().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    file.write_all(&data[data.len() / 2..]).unwrap();
+    drop(file);
+
+    let assets = env.wait_for_assets(TIMEOUT, "the copied file", |a| all_finished(a, 1));
+    assert_eq!(assets.len(), 1, "{assets:#?}");
+    assert_eq!(
+        assets[0]["status"],
+        "ready",
+        "{:#?}\n{}",
+        assets[0],
+        env.logs()
+    );
+    assert_master(
+        &env.master_path(assets[0]["id"].as_str().unwrap()),
+        640,
+        360,
+        true,
+        duration_of(&ffprobe(&clip)),
+    );
+}
+
+#[test]
+fn a_half_written_sidecar_is_read_only_once_complete() {
+    let env = TestEnv::new(&[]);
+    let clip = env.dir.path().join("clip.mp4");
+    make_clip(&clip, ClipSpec::av(640, 360, 3));
+    let watch = env.watch_dir();
+    let _daemon = env.start_daemon();
+
+    // The sidecar is opened first and half written; the media arrives
+    // complete; the sidecar is finished three settle times later.
+    let sidecar = r#"{"passthrough": "from-the-sidecar", "static_renditions": [{"resolution": "audio-only"}]}"#;
+    let (head, tail) = sidecar.split_at(sidecar.len() / 2);
+    let mut json = std::fs::File::create(watch.join("clip.mp4.json")).unwrap();
+    json.write_all(head.as_bytes()).unwrap();
+    json.flush().unwrap();
+    std::fs::copy(&clip, watch.join(".clip.mp4.copying")).unwrap();
+    std::fs::rename(watch.join(".clip.mp4.copying"), watch.join("clip.mp4")).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    json.write_all(tail.as_bytes()).unwrap();
+    drop(json);
+
+    let assets = env.wait_for_assets(TIMEOUT, "the clip", |a| all_finished(a, 1));
+    assert_eq!(
+        assets[0]["status"],
+        "ready",
+        "{:#?}\n{}",
+        assets[0],
+        env.logs()
+    );
+    assert_eq!(
+        assets[0]["passthrough"], "from-the-sidecar",
+        "{:#?}",
+        assets[0]
+    );
+    let files = assets[0]["static_renditions"]["files"].as_array().unwrap();
+    assert!(
+        files.iter().any(|f| f["name"] == "audio.m4a"),
+        "{:#?}",
+        assets[0]
+    );
+}
+
+#[test]
+fn a_source_that_errored_half_written_and_then_grew_is_taken_again() {
+    // A 2 s settle time: errored sources modified within five of them wait
+    // in the folder, long enough for the resumed copy below.
+    let env = TestEnv::new(&[("settle_seconds = 1", "settle_seconds = 2")]);
+    let clip = env.dir.path().join("clip.mp4");
+    make_clip(&clip, ClipSpec::av(640, 360, 4));
+    let data = std::fs::read(&clip).unwrap();
+    let watch = env.watch_dir();
+    let _daemon = env.start_daemon();
+
+    // A transfer that stops half way, closed, as an interrupted copy leaves it.
+    let path = watch.join("resumed.mp4");
+    std::fs::write(&path, &data[..data.len() / 2]).unwrap();
+    let first = env.wait_for_assets(TIMEOUT, "the half file to error", |a| {
+        a.len() == 1 && a[0]["status"] == "errored"
+    });
+    // The transfer resumes and completes the same file.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("the errored source is still in the watch folder");
+    file.write_all(&data[data.len() / 2..]).unwrap();
+    drop(file);
+
+    let assets = env.wait_for_assets(TIMEOUT, "the completed file", |a| {
+        a.len() == 2 && a.iter().any(|x| x["status"] == "ready")
+    });
+    let ready = with_status(&assets, "ready");
+    assert_eq!(ready.len(), 1, "{assets:#?}");
+    assert_ne!(ready[0]["id"], first[0]["id"], "a new asset");
+    assert_master(
+        &env.master_path(ready[0]["id"].as_str().unwrap()),
+        640,
+        360,
+        true,
+        duration_of(&ffprobe(&clip)),
+    );
+    // The completed file is not in the failed folder: it is the new asset's.
+    assert!(files_below(&env.data("failed")).is_empty());
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+}

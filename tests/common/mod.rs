@@ -375,6 +375,29 @@ impl TestEnv {
 
     /// Starts `reeld run` with extra environment variables.
     pub fn start_daemon_with_env(&self, vars: &[(&str, &str)]) -> TestDaemon {
+        self.spawn_daemon(Command::new(reeld_bin()), vars)
+    }
+
+    /// Starts `reeld run` as the unprivileged `user` (through `setpriv`, with
+    /// no supplementary groups), after handing it this installation's folder.
+    /// As the systemd unit runs it: other users' open files are invisible.
+    pub fn start_daemon_as(&self, user: &str) -> TestDaemon {
+        let home = self.dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let status = Command::new("chown")
+            .args(["-R", &format!("{user}:{user}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "chown the test folder to {user}");
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid", user, "--regid", user, "--clear-groups", "--"])
+            .arg(reeld_bin());
+        self.spawn_daemon(command, &[("HOME", home.to_str().unwrap())])
+    }
+
+    fn spawn_daemon(&self, mut command: Command, vars: &[(&str, &str)]) -> TestDaemon {
         let log_path = self.dir.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -383,7 +406,7 @@ impl TestEnv {
                 .as_nanos()
         ));
         let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(reeld_bin())
+        let child = command
             .arg("--config")
             .arg(&self.config)
             .arg("run")
@@ -559,6 +582,45 @@ pub fn first_frame_psnr(a: &Path, b: &Path, width: u32, height: u32) -> f64 {
     } else {
         average.parse().expect("PSNR is a number")
     }
+}
+
+/// An unprivileged user to run the daemon as, created if missing; `None`
+/// when the tests do not run as root (and so cannot switch users).
+pub fn unprivileged_user() -> Option<&'static str> {
+    const USER: &str = "reeld-test";
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !root {
+        return None;
+    }
+    let exists = Command::new("id")
+        .arg(USER)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        // Another test may create it at the same moment: check again after.
+        let _ = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                USER,
+            ])
+            .status();
+        assert!(
+            Command::new("id")
+                .arg(USER)
+                .output()
+                .unwrap()
+                .status
+                .success(),
+            "useradd {USER} failed"
+        );
+    }
+    Some(USER)
 }
 
 /// Waits until `pred` holds, or panics after `timeout` naming `what`.
