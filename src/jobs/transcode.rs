@@ -81,7 +81,15 @@ pub async fn run(
         ));
     }
     let spool = attempt_spool(&ctx.config.spool_dir, job);
-    let result = run_steps(ctx, job, &spool, cancel, progress).await;
+    // A stop (lost lease, deleted asset, shutdown after its grace) ends every
+    // step, not only the pipeline: the probe, the measuring passes and the
+    // uploads are dropped at their next await. Work already on a blocking
+    // thread runs out there, bounded by its own limits, and its result is
+    // thrown away; the pipeline sees the same token and stops itself.
+    let result = tokio::select! {
+        result = run_steps(ctx, job, &spool, cancel, progress) => result,
+        _ = cancel.cancelled() => Err(JobOutcome::Cancelled),
+    };
     if !matches!(result, Err(JobOutcome::Cancelled)) {
         // Nothing in the spool outlives its job, success or failure; after a
         // cancel the next attempt clears it anyway.
