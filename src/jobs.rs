@@ -219,7 +219,13 @@ pub async fn worker_loop(
         };
         match claimed {
             Ok(Some(job)) => {
-                run_claimed(&ctx, job, stop_running.child_token(), None, Some(index)).await;
+                let lease = job.lease.clone();
+                let run = {
+                    let ctx = ctx.clone();
+                    let cancel = stop_running.child_token();
+                    async move { run_claimed(&ctx, job, cancel, None, Some(index)).await }
+                };
+                run_guarded(&ctx.db, &lease, run).await;
             }
             Ok(None) => {
                 tokio::select! {
@@ -286,6 +292,38 @@ pub async fn run_claimed(
     }
     .instrument(span)
     .await
+}
+
+/// Runs a claimed job as a task of its own. A panic in it ends the task, and
+/// with it the job's heartbeat (the abort-on-drop guard inside); the lease is
+/// then given back at once, the crash counted, instead of staying `running`
+/// until it goes stale, and the worker goes on to the next job.
+pub async fn run_guarded<F>(db: &Db, lease: &Lease, job: F) -> Option<Finished>
+where
+    F: std::future::Future<Output = Finished> + Send + 'static,
+{
+    match tokio::spawn(job).await {
+        Ok(finished) => Some(finished),
+        Err(e) if e.is_panic() => {
+            error!(
+                job.id = lease.job_id,
+                "The job stopped with an internal error (a panic); its lease is given back."
+            );
+            let (db, held) = (db.clone(), lease.clone());
+            let released =
+                tokio::task::spawn_blocking(move || db.write(|tx| tx.release_after_panic(&held)))
+                    .await;
+            if !matches!(released, Ok(Ok(()))) {
+                warn!(
+                    job.id = lease.job_id,
+                    "Cannot give back the lease of the job that panicked; it will expire."
+                );
+            }
+            None
+        }
+        // The runtime is shutting down.
+        Err(_) => None,
+    }
 }
 
 /// This process's entry in `Context::running` while a job runs.
@@ -384,6 +422,64 @@ mod tests {
         assert_eq!(backoff(4), Duration::from_secs(40));
         assert_eq!(backoff(10), Duration::from_secs(300));
         assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_leaves_no_running_lease_and_no_heartbeat() {
+        use crate::asset::{AssetSettings, IngestType, MaxResolutionTier, VideoQuality};
+        use crate::db::NewAsset;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let settings = AssetSettings::defaults(MaxResolutionTier::P1080, VideoQuality::Plus);
+        let asset = NewAsset::now(settings, IngestType::OnDemandDirectUpload);
+        db.write(|tx| tx.create_asset(&asset, None, 3, 0, None, None))
+            .unwrap();
+        let policy = LeasePolicy {
+            stale_after_ms: 60_000,
+        };
+        let job = db
+            .write(|tx| tx.claim_job("w1", policy, None))
+            .unwrap()
+            .unwrap();
+
+        // The job's task renews its lease from a heartbeat it holds, as
+        // `run_claimed` does, then panics.
+        let heartbeat_ended = Arc::new(tokio::sync::Notify::new());
+        struct Ended(Arc<tokio::sync::Notify>);
+        impl Drop for Ended {
+            fn drop(&mut self) {
+                self.0.notify_one();
+            }
+        }
+        let run = {
+            let (db, lease, ended) = (db.clone(), job.lease.clone(), heartbeat_ended.clone());
+            async move {
+                let _heartbeat = AbortOnDrop(tokio::spawn(async move {
+                    let _ended = Ended(ended);
+                    loop {
+                        db.write(|tx| tx.heartbeat(&lease)).unwrap();
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                panic!("a bug in a job");
+            }
+        };
+        assert!(run_guarded(&db, &job.lease, run).await.is_none());
+        tokio::time::timeout(Duration::from_secs(10), heartbeat_ended.notified())
+            .await
+            .expect("the heartbeat ended with the task");
+        assert_eq!(
+            db.read(|r| r.job_state(&asset.id)).unwrap().as_deref(),
+            Some("queued")
+        );
+        // Claimable again at once; the attempt was given back and the crash counted.
+        let again = db
+            .write(|tx| tx.claim_job("w2", policy, None))
+            .unwrap()
+            .unwrap();
+        assert_eq!((again.attempts, again.crashes), (1, 1));
+        assert_eq!(again.lease.generation, job.lease.generation + 1);
     }
 
     #[test]

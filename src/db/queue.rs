@@ -273,6 +273,22 @@ impl Tx<'_> {
         exactly_one(n, lease)
     }
 
+    /// Gives back the lease of a job whose task panicked: queued again at
+    /// once, its attempt given back and the crash counted (so a file that
+    /// panics the job every time is given up on after `MAX_CRASHES`).
+    pub fn release_after_panic(&self, lease: &Lease) -> Result<(), DbError> {
+        let n = self.conn.execute(
+            &format!(
+                "UPDATE jobs SET state = 'queued', worker_id = NULL, heartbeat_at = NULL,
+                 not_before = {DB_NOW_MS}, attempts = MAX(attempts - 1, 0), crashes = crashes + 1,
+                 last_error = 'the job stopped with an internal error (a panic)'
+             WHERE {LEASE_HELD}"
+            ),
+            params![lease.job_id, lease.worker_id, lease.generation],
+        )?;
+        exactly_one(n, lease)
+    }
+
     /// Ends a job whose asset was deleted while it ran.
     pub fn cancel_job(&self, lease: &Lease, now_ms: i64) -> Result<(), DbError> {
         let n = self.conn.execute(
