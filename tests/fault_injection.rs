@@ -14,45 +14,15 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::rng::{Rng, seed_from, setting};
 use common::*;
-
-/// A small deterministic generator (xorshift), so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn millis(&mut self, from: u64, to: u64) -> Duration {
-        Duration::from_millis(from + self.next() % (to - from))
-    }
-}
 
 #[test]
 fn kill_9_at_random_moments_loses_nothing_and_doubles_nothing() {
-    let setting = |name: &str, default: usize| -> usize {
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
     const BAD: usize = 3;
-    let kills = setting("REELD_FAULT_KILLS", 20).max(1);
-    let sources = setting("REELD_FAULT_INGESTS", 24).max(BAD + 1);
-    let seed = std::env::var("REELD_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let kills = setting::<usize>("REELD_FAULT_KILLS", 20).max(1);
+    let sources = setting::<usize>("REELD_FAULT_INGESTS", 24).max(BAD + 1);
+    let seed = seed_from("REELD_FAULT_SEED");
     eprintln!("fault injection seed: {seed} (REELD_FAULT_SEED={seed} replays it)");
     let mut rng = Rng(seed);
 

@@ -17,26 +17,12 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::rng::{Rng, seed_from, setting};
 use common::*;
 
 /// The probe's own limit (60 s, after which Discoverer gives up with an
 /// error) plus a margin: a mutant that takes longer is stuck.
 const BOUND: Duration = Duration::from_secs(90);
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Offsets of box headers (size + type) found by walking from the start and
 /// into the usual containers, so that mutations hit sizes, not just payload.
@@ -178,20 +164,8 @@ fn seeds(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn mutated_files_end_as_a_result_or_an_error_in_bounded_time() {
-    let cases: usize = std::env::var("REELD_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(32);
-    let seed = std::env::var("REELD_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let cases: usize = setting("REELD_FUZZ_CASES", 32);
+    let seed = seed_from("REELD_FUZZ_SEED");
     eprintln!("fuzz seed: {seed} (REELD_FUZZ_SEED={seed} replays it), {cases} cases");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod receiver;
+pub mod rng;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
