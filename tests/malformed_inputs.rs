@@ -1,7 +1,7 @@
 //! A bounded fuzz run over the probe → inspect path: real files (MP4 with
 //! its index at the end and with faststart, Matroska, M4A) mutated the ways
-//! broken files are broken (flipped bytes, cut short, box sizes of 0, 1, huge
-//! or past the end, zeroed ranges, a repeated range), each probed and
+//! broken files are broken (flipped bytes, cut short, box sizes of 0, 1, huge,
+//! past the end or wrapping the offset, zeroed ranges, a repeated range), each probed and
 //! inspected as a job would. Every input must end, within a time bound, as a
 //! result or an error: no panic, no hang (a probe that stalls ends at
 //! Discoverer's 60 s limit, as an error). A crash in GStreamer ends the test
@@ -49,11 +49,42 @@ fn box_offsets(data: &[u8]) -> Vec<usize> {
     found
 }
 
+/// Offsets of the top-level boxes after the first.
+fn top_level_offsets(data: &[u8]) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        if at > 0 {
+            found.push(at);
+        }
+        if size < 8 {
+            break;
+        }
+        at += size;
+    }
+    found
+}
+
 /// One mutant of `data`.
 fn mutate(data: &[u8], boxes: &[usize], rng: &mut Rng) -> (String, Vec<u8>) {
     let mut out = data.to_vec();
     let len = out.len();
-    match rng.below(6) {
+    let top = top_level_offsets(data);
+    match rng.below(7) {
+        6 if !top.is_empty() => {
+            // A 64-bit size that wraps the walk's offset back into the file:
+            // unchecked, it loops for ever (release) or panics (debug).
+            let at = top[rng.below(top.len())];
+            let back = rng.below(at) as u64;
+            let size = 0u64.wrapping_sub(at as u64).wrapping_add(back);
+            out[at..at + 4].copy_from_slice(&1u32.to_be_bytes());
+            out.splice(at + 8..at + 8, size.to_be_bytes());
+            (
+                format!("box at {at} with a 64-bit size wrapping to {back}"),
+                out,
+            )
+        }
         0 => {
             let n = 1 + rng.below(16);
             for _ in 0..n {
