@@ -12,6 +12,7 @@ pub mod expire;
 pub mod purge;
 pub mod renditions;
 pub mod source;
+pub mod spool;
 pub mod transcode;
 
 use std::sync::Arc;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::source::HeldSource;
+use super::spool::{attempt_spool, clear_earlier_attempts};
 use super::{Context, Finished, ProgressFn, backoff, now_ms};
 use crate::asset::{
     AssetErrors, AssetSettings, MediaSummary, ProgressState, RenditionStatus, ResolutionTier,
@@ -244,37 +245,6 @@ async fn run_steps(
         info!(key = %key, bytes, store = ctx.store.description(), "Output stored.");
     }
     Ok(Stored { summary, files })
-}
-
-/// The spool folder of one attempt at a job: `SPOOL/ASSET/attempt-GEN`. A
-/// worker that lost its lease and still runs writes only into its own
-/// attempt's folder, never into the one of the worker that took over.
-pub fn attempt_spool(spool_dir: &Path, job: &Job) -> PathBuf {
-    spool_dir
-        .join(&job.asset_id)
-        .join(format!("attempt-{}", job.lease.generation))
-}
-
-/// Removes the folders of the asset's earlier attempts (a crash left them):
-/// their leases are fenced out, so nothing they hold can be recorded.
-fn clear_earlier_attempts(spool: &Path, generation: i64) {
-    let Some(asset_folder) = spool.parent() else {
-        return;
-    };
-    let Ok(entries) = std::fs::read_dir(asset_folder) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let earlier = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("attempt-"))
-            .and_then(|g| g.parse::<i64>().ok())
-            .is_none_or(|g| g < generation);
-        if earlier {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 /// The row of a planned rendition file before it is made.
