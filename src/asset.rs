@@ -697,6 +697,9 @@ pub struct Asset {
     pub non_standard_input_reasons: Option<std::collections::BTreeMap<String, String>>,
     /// How it was ingested.
     pub ingest_type: IngestType,
+    /// The direct upload it was made from.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub upload_id: Option<String>,
     /// A test asset.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub test: bool,

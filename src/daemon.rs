@@ -169,9 +169,13 @@ pub async fn recover(ctx: &Arc<Context>) -> Result<(), StartError> {
     if staging > 0 {
         info!(files = staging, "Removed uploads a crash interrupted.");
     }
+    remove_unwanted_uploads(ctx);
     if let Ok(entries) = std::fs::read_dir(&ctx.config.spool_dir) {
         for entry in entries.flatten() {
             let asset_id = entry.file_name().to_string_lossy().into_owned();
+            if asset_id == jobs::spool::UPLOADS_FOLDER {
+                continue;
+            }
             let state = ctx.db.read(|r| r.job_state(&asset_id)).unwrap_or(None);
             if state.as_deref() != Some("running") {
                 let _ = std::fs::remove_dir_all(entry.path());
@@ -179,6 +183,22 @@ pub async fn recover(ctx: &Arc<Context>) -> Result<(), StartError> {
         }
     }
     Ok(())
+}
+
+/// Removes upload bytes no upload wants any more (a crash between an
+/// upload's end and the removal of its bytes).
+fn remove_unwanted_uploads(ctx: &Context) {
+    let folder = ctx.config.spool_dir.join(jobs::spool::UPLOADS_FOLDER);
+    let Ok(entries) = std::fs::read_dir(&folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if !ctx.db.read(|r| r.upload_bytes_wanted(&id)).unwrap_or(true) {
+            info!(upload.id = %id, "Removing the bytes of an upload that no longer needs them.");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Applies a new log filter; `Err` says why it was not applied.

@@ -43,6 +43,27 @@ impl std::fmt::Debug for Links {
     }
 }
 
+/// The path of a direct upload's byte route.
+pub fn upload_path(upload_id: &str) -> String {
+    format!("/uploads/{upload_id}")
+}
+
+/// What a signature is for: a download URL can never pass as an upload URL.
+#[derive(Clone, Copy)]
+enum Purpose {
+    Download,
+    Upload,
+}
+
+impl Purpose {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Purpose::Download => b"reeld-download-v1\n",
+            Purpose::Upload => b"reeld-upload-v1\n",
+        }
+    }
+}
+
 /// The path of a stored file's download route.
 pub fn download_path(asset_id: &str, file: &str) -> String {
     format!("/downloads/{asset_id}/{file}")
@@ -61,12 +82,41 @@ impl Links {
 
     /// The signed URL of `file` of `asset_id`, valid until `expires_s`.
     pub fn signed_url(&self, asset_id: &str, file: &str, expires_s: i64) -> String {
-        let sig = self.signature(&download_path(asset_id, file), expires_s);
+        let sig = self.signature(Purpose::Download, &download_path(asset_id, file), expires_s);
         format!(
             "{}{}?expires={expires_s}&signature={}",
             self.base_url,
             download_path(asset_id, file),
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+        )
+    }
+
+    /// The signed URL a direct upload takes its bytes at, until `expires_s`.
+    pub fn upload_url(&self, upload_id: &str, expires_s: i64) -> String {
+        let path = upload_path(upload_id);
+        let sig = self.signature(Purpose::Upload, &path, expires_s);
+        format!(
+            "{}{path}?expires={expires_s}&signature={}",
+            self.base_url,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+        )
+    }
+
+    /// Checks a request for an upload's byte route, as [`Links::verify`]
+    /// checks a download.
+    pub fn verify_upload(
+        &self,
+        upload_id: &str,
+        expires: Option<&str>,
+        signature: Option<&str>,
+        now_s: i64,
+    ) -> Result<i64, LinkError> {
+        self.check(
+            Purpose::Upload,
+            &upload_path(upload_id),
+            expires,
+            signature,
+            now_s,
         )
     }
 
@@ -87,6 +137,17 @@ impl Links {
         signature: Option<&str>,
         now_s: i64,
     ) -> Result<i64, LinkError> {
+        self.check(Purpose::Download, path, expires, signature, now_s)
+    }
+
+    fn check(
+        &self,
+        purpose: Purpose,
+        path: &str,
+        expires: Option<&str>,
+        signature: Option<&str>,
+        now_s: i64,
+    ) -> Result<i64, LinkError> {
         let expires_s: i64 = expires
             .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|e| e.parse().ok())
@@ -98,7 +159,7 @@ impl Links {
                     .ok()
             })
             .ok_or(LinkError::Malformed)?;
-        let mac = self.mac(path, expires_s);
+        let mac = self.mac(purpose, path, expires_s);
         // verify_slice compares in constant time.
         mac.verify_slice(&given)
             .map_err(|_| LinkError::BadSignature)?;
@@ -108,17 +169,20 @@ impl Links {
         Ok(expires_s)
     }
 
-    fn mac(&self, path: &str, expires_s: i64) -> HmacSha256 {
+    fn mac(&self, purpose: Purpose, path: &str, expires_s: i64) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(b"reeld-download-v1\n");
+        mac.update(purpose.tag());
         mac.update(path.as_bytes());
         mac.update(b"\n");
         mac.update(expires_s.to_string().as_bytes());
         mac
     }
 
-    fn signature(&self, path: &str, expires_s: i64) -> Vec<u8> {
-        self.mac(path, expires_s).finalize().into_bytes().to_vec()
+    fn signature(&self, purpose: Purpose, path: &str, expires_s: i64) -> Vec<u8> {
+        self.mac(purpose, path, expires_s)
+            .finalize()
+            .into_bytes()
+            .to_vec()
     }
 }
 
@@ -175,6 +239,32 @@ mod tests {
         assert_eq!(
             links.verify(&path, None, Some(&sig), 0),
             Err(LinkError::Malformed)
+        );
+    }
+
+    #[test]
+    fn upload_urls_are_not_download_urls() {
+        let links = Links::new("http://h", b"k1", 60);
+        let url = links.upload_url("U1", 1000);
+        let (path, exp, sig) = parts(&url);
+        assert_eq!(path, "/uploads/U1");
+        assert_eq!(
+            links.verify_upload("U1", Some(&exp), Some(&sig), 999),
+            Ok(1000)
+        );
+        assert_eq!(
+            links.verify_upload("U2", Some(&exp), Some(&sig), 0),
+            Err(LinkError::BadSignature)
+        );
+        assert_eq!(
+            links.verify(&path, Some(&exp), Some(&sig), 0),
+            Err(LinkError::BadSignature)
+        );
+        let (dpath, dexp, dsig) = parts(&links.signed_url("U1", "x", 1000));
+        assert_eq!(
+            links.verify_upload("U1", Some(&dexp), Some(&dsig), 0),
+            Err(LinkError::BadSignature),
+            "{dpath}"
         );
     }
 

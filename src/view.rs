@@ -9,7 +9,7 @@ use crate::asset::{
     Asset, AssetStatus, Master, MasterAccess, RenditionStatus, StaticRenditionFile,
     StaticRenditions,
 };
-use crate::db::{AssetRecord, DbError, RenditionRow};
+use crate::db::{AssetRecord, DbError, RenditionRow, UploadRecord, UploadStatus};
 use crate::links::Links;
 use crate::plan::MASTER_NAME;
 
@@ -70,10 +70,46 @@ pub fn asset(record: AssetRecord, links: Option<&Links>, now_s: i64) -> Result<A
         normalize_audio: settings.normalize_audio,
         non_standard_input_reasons: summary.non_standard_input_reasons,
         ingest_type: record.ingest_type,
+        upload_id: record.upload_id,
         test: settings.test,
         progress: record.progress,
         id: record.id,
     })
+}
+
+/// Mux's upload object at `now_s`. The signed `url` is given while the
+/// upload waits for bytes (and `links` is given); `error` only when asked
+/// (webhook bodies leave it out, as Mux's do).
+pub fn upload(record: &UploadRecord, links: Option<&Links>, with_error: bool) -> serde_json::Value {
+    let mut out = serde_json::json!({
+        "id": record.id,
+        "status": record.status,
+        "timeout": record.timeout_s,
+        "cors_origin": record.cors_origin,
+    });
+    let fields = out.as_object_mut().expect("an object");
+    if let Some(settings) = &record.new_asset_settings {
+        fields.insert("new_asset_settings".into(), settings.clone());
+    }
+    if let Some(asset_id) = &record.asset_id {
+        fields.insert("asset_id".into(), asset_id.clone().into());
+    }
+    if with_error && let Some(error) = &record.error {
+        fields.insert(
+            "error".into(),
+            serde_json::to_value(error).expect("serializes"),
+        );
+    }
+    if record.status == UploadStatus::Waiting
+        && let Some(links) = links
+    {
+        let url = links.upload_url(&record.id, record.expires_at_ms.div_euclid(1000));
+        fields.insert("url".into(), url.into());
+    }
+    if record.test {
+        fields.insert("test".into(), true.into());
+    }
+    out
 }
 
 /// `static_renditions`: the recorded files, or, before the source is

@@ -73,6 +73,7 @@ pub struct ListQuery {
     limit: Option<String>,
     page: Option<String>,
     cursor: Option<String>,
+    upload_id: Option<String>,
 }
 
 fn positive(name: &str, value: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
@@ -116,6 +117,18 @@ pub async fn list(
     State(state): State<ApiState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
+    if let Some(upload_id) = q.upload_id.filter(|u| !u.is_empty()) {
+        // The one asset a direct upload made, if it has made it yet.
+        let found = blocking(&state, move |db| {
+            Ok(db.read(|r| r.asset_of_upload(&upload_id))?)
+        })
+        .await?;
+        let assets = found
+            .into_iter()
+            .map(|r| view(&state, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Json(json!({ "data": assets, "next_cursor": null })).into_response());
+    }
     let limit = positive("limit", q.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let page = match (&q.cursor, &q.page) {
         (Some(c), _) if !c.is_empty() => decode_cursor(c)?,

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The body is larger than the limit.
     #[error("The request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// An upload or chunk larger than a limit; the message names it.
+    #[error("{0}")]
+    TooLarge(String),
     /// Something failed inside reeld; details are in the log only.
     #[error("internal error")]
     Internal(String),
@@ -57,7 +60,9 @@ impl ApiError {
             ApiError::FailedRequest(_) => (StatusCode::PRECONDITION_FAILED, "failed_request"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
-            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_parameters"),
+            ApiError::PayloadTooLarge(_) | ApiError::TooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "invalid_parameters")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             ApiError::Unavailable(_) | ApiError::TooManyDownloads => {
                 (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")

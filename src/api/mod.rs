@@ -10,6 +10,8 @@ mod auth;
 mod body;
 mod downloads;
 mod error;
+mod upload_bytes;
+pub mod uploads;
 mod webhook_events;
 
 use std::sync::Arc;
@@ -41,6 +43,8 @@ pub struct ApiState {
     pub tokens: Arc<auth::TokenSet>,
     /// One permit per download being served.
     pub downloads: Arc<tokio::sync::Semaphore>,
+    /// Direct uploads with a request in flight.
+    pub upload_locks: Arc<upload_bytes::UploadLocks>,
 }
 
 /// The access tokens the API accepts: the configured ones, or, when the
@@ -94,6 +98,9 @@ pub fn router(state: ApiState) -> Router {
             "/assets/{asset_id}/static-renditions/{rendition_id}",
             axum::routing::delete(assets::delete_static_rendition),
         )
+        .route("/uploads", get(uploads::list).post(uploads::create))
+        .route("/uploads/{upload_id}", get(uploads::retrieve))
+        .route("/uploads/{upload_id}/cancel", put(uploads::cancel))
         .route("/webhook-events", get(webhook_events::list))
         .route(
             "/webhook-events/{event_id}/retry",
@@ -104,6 +111,14 @@ pub fn router(state: ApiState) -> Router {
         .nest("/video/v1", video)
         .route("/healthz", get(healthz))
         .route("/downloads/{asset_id}/{file}", get(downloads::download))
+        // Streamed to the spool, not buffered: the handler enforces its own
+        // limits (500 MiB a request, [api] max_upload_bytes a file).
+        .route(
+            "/uploads/{upload_id}",
+            put(upload_bytes::put)
+                .options(upload_bytes::preflight)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(request_span))
@@ -127,6 +142,7 @@ pub async fn serve(
         downloads: Arc::new(tokio::sync::Semaphore::new(
             ctx.config.api.max_concurrent_downloads,
         )),
+        upload_locks: Default::default(),
         ctx,
     };
     let app = router(state);

@@ -34,6 +34,8 @@ pub struct RawApi {
     pub max_json_body_bytes: usize,
     /// Downloads served at once; more get 503 with `Retry-After`.
     pub max_concurrent_downloads: usize,
+    /// The largest file a direct upload may send, in bytes.
+    pub max_upload_bytes: u64,
 }
 
 /// `[[api.tokens]]` as written.
@@ -84,6 +86,8 @@ pub struct ApiConfig {
     pub max_json_body_bytes: usize,
     /// Downloads served at once.
     pub max_concurrent_downloads: usize,
+    /// The largest file a direct upload may send.
+    pub max_upload_bytes: u64,
 }
 
 impl RawApi {
@@ -148,6 +152,9 @@ impl RawApi {
         if self.max_concurrent_downloads == 0 {
             problems.push("api.max_concurrent_downloads must be at least 1".to_owned());
         }
+        if self.max_upload_bytes == 0 {
+            problems.push("api.max_upload_bytes must be at least 1".to_owned());
+        }
         if problems.len() > before {
             return None;
         }
@@ -176,6 +183,7 @@ impl RawApi {
             download_url_ttl_seconds: self.download_url_ttl_seconds,
             max_json_body_bytes: self.max_json_body_bytes,
             max_concurrent_downloads: self.max_concurrent_downloads,
+            max_upload_bytes: self.max_upload_bytes,
         })
     }
 }

@@ -67,6 +67,8 @@ pub struct AssetRecord {
     pub progress: Progress,
     /// Unix s after which temporary master access ends (set once ready).
     pub master_expires_at: Option<i64>,
+    /// The direct upload it was made from.
+    pub upload_id: Option<String>,
     /// Its rendition files, in the order they were requested.
     pub renditions: Vec<RenditionRow>,
 }
@@ -86,7 +88,7 @@ pub enum Page {
 }
 
 const ASSET_COLUMNS: &str = "id, created_at, status, settings, ingest_type, summary, errors, \
-                             progress_state, progress, master_expires_at";
+                             progress_state, progress, master_expires_at, upload_id";
 
 struct AssetRow {
     id: String,
@@ -99,6 +101,7 @@ struct AssetRow {
     progress_state: String,
     progress: f64,
     master_expires_at: Option<i64>,
+    upload_id: Option<String>,
 }
 
 impl AssetRow {
@@ -114,6 +117,7 @@ impl AssetRow {
             progress_state: r.get(7)?,
             progress: r.get(8)?,
             master_expires_at: r.get(9)?,
+            upload_id: r.get(10)?,
         })
     }
 
@@ -141,6 +145,7 @@ impl AssetRow {
                 progress: self.progress,
             },
             master_expires_at: self.master_expires_at,
+            upload_id: self.upload_id,
             created_at: self.created_at,
             id: self.id,
             renditions,
@@ -169,6 +174,22 @@ impl Read<'_> {
         let Some(row) = row else { return Ok(None) };
         let files = self.renditions(id)?;
         row.into_record(files).map(Some)
+    }
+
+    /// The asset made from a direct upload, if it exists.
+    pub fn asset_of_upload(&self, upload_id: &str) -> Result<Option<AssetRecord>, DbError> {
+        let id: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT id FROM assets WHERE upload_id = ?1 AND deleted_at IS NULL",
+                params![upload_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => self.asset(&id),
+            None => Ok(None),
+        }
     }
 
     /// Assets, newest first, at most `limit` from `page` on. The flag says
@@ -378,7 +399,11 @@ impl Tx<'_> {
              WHERE id = ?1",
             params![asset_id, to_json(errors), now_ms],
         )?;
-        Ok(())
+        let error = super::UploadError {
+            kind: errors.kind.clone(),
+            message: errors.messages.join(" "),
+        };
+        self.asset_errored_for_upload(asset_id, &error)
     }
 
     /// A renditions job failed for good: its files are errored, the asset
@@ -469,8 +494,8 @@ impl Tx<'_> {
 
     /// Deletes an asset as far as every reader is concerned, and stops its
     /// jobs; its files are purged later (`assets_to_purge`). Its watch-folder
-    /// source, if not yet disposed of, is left where it is. Returns whether
-    /// the asset existed.
+    /// source, if not yet disposed of, is left where it is (an upload's bytes
+    /// are removed). Returns whether the asset existed.
     pub fn delete_asset(&self, asset_id: &str, now_ms: i64) -> Result<bool, DbError> {
         self.touch(asset_id)?;
         let n = self.conn.execute(
@@ -482,7 +507,8 @@ impl Tx<'_> {
         }
         self.cancel_jobs_of(asset_id, now_ms)?;
         self.conn.execute(
-            "UPDATE sources SET disposition = 'kept' WHERE asset_id = ?1 AND disposition = 'pending'",
+            "UPDATE sources SET disposition = 'kept'
+             WHERE asset_id = ?1 AND disposition = 'pending' AND origin != 'upload'",
             params![asset_id],
         )?;
         Ok(true)

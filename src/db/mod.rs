@@ -23,6 +23,7 @@ mod queue;
 mod renditions;
 mod schema;
 mod sources;
+mod uploads;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ pub use outbox::{AttemptOutcome, Delivery, DeliveryRow, OutboxEvent};
 pub use queue::{Job, JobKind, Lease, LeasePolicy, LeaseStatus, MAX_CRASHES};
 pub use renditions::RenditionRow;
 pub use sources::{Disposition, NewSource, PendingSource, SourceIdentity, SourceOrigin};
+pub use uploads::{NewUpload, UploadError, UploadRecord, UploadStatus};
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,6 +97,9 @@ pub trait ChangeObserver: Send + Sync {
     /// did not exist, or was deleted).
     fn events(&self, before: Option<&AssetRecord>, after: Option<&AssetRecord>)
     -> Vec<OutboxEvent>;
+    /// The events for a direct upload that one transaction moved to a new
+    /// status (`video.upload.created`, `.asset_created`, …), if any.
+    fn upload_events(&self, kind: &'static str, upload: &UploadRecord) -> Vec<OutboxEvent>;
     /// Called after a transaction with events committed.
     fn committed(&self);
 }
@@ -105,6 +110,10 @@ pub struct Tx<'a> {
     /// Assets this transaction changed, as they were before it, when an
     /// observer wants their events.
     touched: Option<std::cell::RefCell<Vec<Touched>>>,
+    /// What turns upload changes into events, written as they happen.
+    observer: Option<&'a dyn ChangeObserver>,
+    /// Whether an event was written (the observer is told after commit).
+    wrote_events: std::cell::Cell<bool>,
 }
 
 /// An asset a transaction changed, and how it was before.
@@ -171,13 +180,17 @@ impl Db {
         let scope = Tx {
             conn: &tx,
             touched: observer.map(|_| Default::default()),
+            observer: observer.map(|o| o.as_ref()),
+            wrote_events: Default::default(),
         };
         let value = f(&scope)?;
-        let mut wrote_events = false;
+        let mut wrote_events = scope.wrote_events.get();
         if let (Some(observer), Some(touched)) = (observer, scope.touched) {
             let outbox = Tx {
                 conn: &tx,
                 touched: None,
+                observer: None,
+                wrote_events: Default::default(),
             };
             for (id, before) in touched.into_inner() {
                 let after = outbox.read().asset(&id)?;

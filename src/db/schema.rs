@@ -128,6 +128,30 @@ UPDATE sources SET origin = 'watch-again'
 CREATE UNIQUE INDEX sources_watch_identity ON sources (device, inode, size, mtime_ns)
  WHERE origin = 'watch';
 "#,
+    r#"
+-- Direct uploads (Mux's /video/v1/uploads). The bytes live in
+-- SPOOL/uploads/ID; `received` counts those that are durable there (synced
+-- before the count is written), so an upload resumes after a restart.
+CREATE TABLE uploads (
+    id                  TEXT PRIMARY KEY,
+    created_at          INTEGER NOT NULL,      -- Unix ms
+    status              TEXT NOT NULL,         -- waiting | asset_created | errored | cancelled | timed_out
+    cors_origin         TEXT NOT NULL,
+    timeout_s           INTEGER NOT NULL,
+    expires_at          INTEGER NOT NULL,      -- Unix ms: created_at + timeout
+    new_asset_settings  TEXT,                  -- JSON object, as given
+    test                INTEGER NOT NULL DEFAULT 0,
+    total_size          INTEGER,               -- bytes, once a Content-Range has said
+    received            INTEGER NOT NULL DEFAULT 0,
+    asset_id            TEXT,
+    error               TEXT                   -- JSON {type, message}
+);
+CREATE INDEX uploads_newest ON uploads (created_at DESC, id DESC);
+CREATE INDEX uploads_waiting ON uploads (expires_at) WHERE status = 'waiting';
+-- The upload an asset was made from (GET /video/v1/assets?upload_id=).
+ALTER TABLE assets ADD COLUMN upload_id TEXT;
+CREATE INDEX assets_by_upload ON assets (upload_id) WHERE upload_id IS NOT NULL;
+"#,
 ];
 
 /// Applies the migrations `conn`'s file has not had yet.

@@ -62,6 +62,9 @@ pub enum SourceOrigin {
     Cli,
     /// `POST /video/v1/assets` with a `file://` input: never touched either.
     Api,
+    /// A direct upload's bytes in the spool: reeld's own copy, removed once
+    /// the asset has finished (ready or errored) or is deleted.
+    Upload,
 }
 
 impl SourceOrigin {
@@ -70,6 +73,7 @@ impl SourceOrigin {
             SourceOrigin::Watch => "watch",
             SourceOrigin::Cli => "cli",
             SourceOrigin::Api => "api",
+            SourceOrigin::Upload => "upload",
         }
     }
 }
@@ -137,6 +141,9 @@ pub struct PendingSource {
     pub errors: Option<AssetErrors>,
     /// The sidecar settings file, if one was taken with the source.
     pub sidecar: Option<PathBuf>,
+    /// Whether it is reeld's own copy (a direct upload's bytes), removed
+    /// whatever the outcome, rather than a watch-folder file.
+    pub own_copy: bool,
 }
 
 impl Read<'_> {
@@ -176,9 +183,11 @@ impl Read<'_> {
     pub fn pending_sources(&self) -> Result<Vec<PendingSource>, DbError> {
         let mut stmt = self.conn.prepare(
             "SELECT s.asset_id, a.status, s.path, a.errors, s.sidecar,
-                    s.device, s.inode, s.size, s.mtime_ns
+                    s.device, s.inode, s.size, s.mtime_ns, s.origin = 'upload'
              FROM sources s JOIN assets a ON a.id = s.asset_id
-             WHERE s.disposition = 'pending' AND a.status != 'preparing' ORDER BY a.created_at",
+             WHERE s.disposition = 'pending'
+               AND (a.status != 'preparing' OR (s.origin = 'upload' AND a.deleted_at IS NOT NULL))
+             ORDER BY a.created_at",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -188,11 +197,12 @@ impl Read<'_> {
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, Option<String>>(4)?,
                 identity_from_row(r, 5)?,
+                r.get::<_, bool>(9)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (asset_id, status, path, errors, sidecar, identity) = row?;
+            let (asset_id, status, path, errors, sidecar, identity, own_copy) = row?;
             out.push(PendingSource {
                 asset_id,
                 status: super::assets::parse_status(&status)?,
@@ -200,6 +210,7 @@ impl Read<'_> {
                 identity,
                 errors: errors.and_then(|e| serde_json::from_str(&e).ok()),
                 sidecar: sidecar.map(PathBuf::from),
+                own_copy,
             });
         }
         Ok(out)
@@ -227,7 +238,7 @@ impl Tx<'_> {
 
     pub(super) fn insert_source(&self, asset_id: &str, s: &NewSource) -> Result<(), DbError> {
         let disposition = match s.origin {
-            SourceOrigin::Watch => Disposition::Pending,
+            SourceOrigin::Watch | SourceOrigin::Upload => Disposition::Pending,
             SourceOrigin::Cli | SourceOrigin::Api => Disposition::Untouched,
         };
         self.conn.execute(

@@ -1,6 +1,7 @@
 //! What happens to a watch-folder source once its asset has finished: kept,
 //! moved to the done folder or deleted (`ingest.on_success`), or moved to the
-//! failed folder with `NAME.error.json` beside it.
+//! failed folder with `NAME.error.json` beside it. A direct upload's bytes
+//! are reeld's own copy: they are removed whatever the outcome.
 //!
 //! It runs only after the asset's outcome is committed to the database, and
 //! the database says which sources still wait for it, so a crash in between
@@ -61,6 +62,14 @@ pub async fn dispose_pending(ctx: &Arc<Context>) -> bool {
 /// Disposes of one source; `None` while an errored one is held back.
 fn dispose_one(ctx: &Context, source: &PendingSource) -> std::io::Result<Option<Disposition>> {
     let config = &ctx.config;
+    if source.own_copy {
+        match std::fs::remove_file(&source.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        info!(asset.id = %source.asset_id, "The upload's bytes are removed (the asset has them now, or errored).");
+        return Ok(Some(Disposition::Deleted));
+    }
     if source.status == AssetStatus::Ready && config.on_success == OnSuccess::Keep {
         return Ok(Some(Disposition::Kept));
     }
@@ -306,6 +315,7 @@ mod tests {
             identity,
             errors: None,
             sidecar: None,
+            own_copy: false,
         }
     }
 

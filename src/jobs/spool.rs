@@ -1,9 +1,15 @@
 //! Spool folders: `SPOOL/ASSET/attempt-GEN`, one per attempt at a job, where
-//! outputs are made before they are verified and stored.
+//! outputs are made before they are verified and stored; and
+//! `SPOOL/uploads/ID`, the bytes of a direct upload, kept until its asset
+//! has finished with them.
 
 use std::path::{Path, PathBuf};
 
 use crate::db::Job;
+
+/// The spool's folder of direct-upload bytes (no asset id is this short, so
+/// it never names an asset's folder).
+pub const UPLOADS_FOLDER: &str = "uploads";
 
 /// The spool folder of one attempt at a job: `SPOOL/ASSET/attempt-GEN`. A
 /// worker that lost its lease and still runs writes only into its own

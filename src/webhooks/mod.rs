@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::config::WebhooksConfig;
-use crate::db::{AssetRecord, ChangeObserver, OutboxEvent};
+use crate::db::{AssetRecord, ChangeObserver, OutboxEvent, UploadRecord};
 use crate::links::Links;
 
 /// Turns asset changes into outbox events for the configured endpoints.
@@ -57,46 +57,92 @@ impl ChangeObserver for Observer {
         events::derive(b.as_ref(), a.as_ref())
             .into_iter()
             .filter_map(|e| {
-                let endpoints: Vec<String> = self
-                    .config
-                    .endpoints
-                    .iter()
-                    .filter(|ep| ep.wants(e.kind))
-                    .map(|ep| ep.url.clone())
-                    .collect();
+                let endpoints = self.endpoints_for(e.kind);
                 if endpoints.is_empty() {
                     return None;
                 }
-                let id = uuid_v4();
                 let asset_id = match e.object_type {
                     "asset" => e.object_id.clone(),
                     _ => e.data["asset_id"].as_str().unwrap_or_default().to_owned(),
                 };
-                let body = json!({
-                    "type": e.kind,
-                    "id": id,
-                    "created_at": rfc3339(now_ms),
-                    "object": {"type": e.object_type, "id": e.object_id},
-                    "environment": {
-                        "name": self.config.environment_name,
-                        "id": self.config.environment_id,
-                    },
-                    "data": e.data,
-                });
-                Some(OutboxEvent {
-                    id,
-                    kind: e.kind.to_owned(),
-                    asset_id: Some(asset_id),
-                    created_at_ms: now_ms,
-                    body: body.to_string(),
+                Some(self.envelope(
+                    e.kind,
+                    e.object_type,
+                    &e.object_id,
+                    &asset_id,
+                    e.data,
+                    now_ms,
                     endpoints,
-                })
+                ))
             })
             .collect()
     }
 
+    fn upload_events(&self, kind: &'static str, upload: &UploadRecord) -> Vec<OutboxEvent> {
+        let endpoints = self.endpoints_for(kind);
+        if endpoints.is_empty() {
+            return Vec::new();
+        }
+        let data = crate::view::upload(upload, Some(&self.links), false);
+        // An upload's events go out in order among themselves.
+        vec![self.envelope(
+            kind,
+            "upload",
+            &upload.id,
+            &upload.id,
+            data,
+            crate::jobs::now_ms(),
+            endpoints,
+        )]
+    }
+
     fn committed(&self) {
         self.signal.notify_one();
+    }
+}
+
+impl Observer {
+    fn endpoints_for(&self, kind: &str) -> Vec<String> {
+        self.config
+            .endpoints
+            .iter()
+            .filter(|ep| ep.wants(kind))
+            .map(|ep| ep.url.clone())
+            .collect()
+    }
+
+    /// Mux's event envelope (without `attempts`, added per delivery).
+    #[allow(clippy::too_many_arguments)]
+    fn envelope(
+        &self,
+        kind: &str,
+        object_type: &str,
+        object_id: &str,
+        order_key: &str,
+        data: Value,
+        now_ms: i64,
+        endpoints: Vec<String>,
+    ) -> OutboxEvent {
+        let id = uuid_v4();
+        let body = json!({
+            "type": kind,
+            "id": id,
+            "created_at": rfc3339(now_ms),
+            "object": {"type": object_type, "id": object_id},
+            "environment": {
+                "name": self.config.environment_name,
+                "id": self.config.environment_id,
+            },
+            "data": data,
+        });
+        OutboxEvent {
+            id,
+            kind: kind.to_owned(),
+            asset_id: Some(order_key.to_owned()),
+            created_at_ms: now_ms,
+            body: body.to_string(),
+            endpoints,
+        }
     }
 }
 

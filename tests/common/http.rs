@@ -142,6 +142,51 @@ impl Api {
         )
     }
 
+    /// `PUT url` with `data` as the raw body (no credentials: upload URLs
+    /// are signed) and extra headers, as an upload client sends a chunk.
+    pub fn put_bytes(&self, url: &str, data: &[u8], headers: &[&str]) -> Http {
+        let body = tempfile::NamedTempFile::new_in(&self.scratch).unwrap();
+        std::fs::write(body.path(), data).unwrap();
+        let mut args = vec![
+            "--data-binary".to_owned(),
+            format!("@{}", body.path().display()),
+        ];
+        // curl would call the bytes a form.
+        args.extend(["-H".to_owned(), "Content-Type: video/mp4".to_owned()]);
+        for h in headers {
+            args.extend(["-H".to_owned(), (*h).to_owned()]);
+        }
+        self.with_credentials(None).curl_args("PUT", url, &args)
+    }
+
+    /// `curl -T FILE url`: a whole-file upload, as Mux's guide shows it.
+    pub fn put_file(&self, url: &str, file: &Path) -> Http {
+        let args = vec!["-T".to_owned(), file.display().to_string()];
+        self.with_credentials(None).curl_args("PUT", url, &args)
+    }
+
+    fn curl_args(&self, method: &str, url: &str, args: &[String]) -> Http {
+        let out_file = tempfile::NamedTempFile::new_in(&self.scratch).unwrap();
+        let out = Command::new("curl")
+            .args(["-sS", "--globoff", "-D", "-", "-o"])
+            .arg(out_file.path())
+            .args(["--max-time", "120", "-X", method])
+            .args(args)
+            .arg(url)
+            .stdin(Stdio::null())
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "curl {method} {url} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        parse_head(
+            &out.stdout,
+            &std::fs::read(out_file.path()).unwrap_or_default(),
+        )
+    }
+
     /// `GET path`.
     pub fn get(&self, path: &str) -> Http {
         self.request("GET", path, None, &[])
