@@ -68,6 +68,39 @@ fn mux_node_sdk_runs_against_reeld_unchanged() {
     );
 }
 
+/// Direct uploads from Node: the SDK creates, lists and cancels them, and
+/// UpChunk itself sends a clip of several chunks (one re-sent) to the
+/// upload URL.
+#[test]
+fn mux_node_sdk_and_upchunk_upload_directly() {
+    assert!(
+        sdk_dir().join("node_modules/@mux/upchunk").exists(),
+        "run `npm ci --prefix tests/sdk` (scripts/test does) first"
+    );
+    let env = TestEnv::new(&[]);
+    // Noise does not compress: 4 s make several 256 KiB chunks.
+    let clip = env.dir.path().join("noise.mp4");
+    common::gst_launch(&format!(
+        "mp4mux name=m ! filesink location={} \
+         videotestsrc pattern=snow num-buffers=120 ! \
+         video/x-raw,format=I420,width=640,height=360,framerate=30/1 ! \
+         x264enc speed-preset=ultrafast key-int-max=30 ! h264parse ! m. \
+         audiotestsrc num-buffers=187 samplesperbuffer=1024 ! \
+         audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse ! m.",
+        clip.display()
+    ));
+    let daemon = env.start_daemon();
+    let api = env.api(&daemon);
+    run(
+        sdk_env(&mut Command::new("node"), &api)
+            .arg(sdk_dir().join("uploads.mjs"))
+            .env("CLIP", &clip)
+            .env("CLIP_SECONDS", "4")
+            .current_dir(sdk_dir()),
+        "tests/sdk/uploads.mjs",
+    );
+}
+
 #[test]
 fn mux_python_reads_every_kind_of_asset() {
     assert!(
