@@ -16,7 +16,7 @@ use crate::asset::{MaxResolutionTier, VideoQuality};
 mod api;
 mod check;
 mod webhooks;
-pub use api::{ApiConfig, ApiToken, RawApi};
+pub use api::{ApiConfig, ApiToken, RawApi, UrlInputsConfig};
 pub use webhooks::{Endpoint, RawWebhooks, WebhooksConfig, glob_match};
 
 /// The default configuration, committed as `config.toml` at the repository root.

@@ -9,6 +9,7 @@
 
 pub mod dispose;
 pub mod expire;
+pub mod fetch;
 pub mod purge;
 pub mod renditions;
 pub mod source;

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod keys;
 pub mod links;
 pub mod loudness;
+pub mod netpolicy;
 pub mod pipeline;
 pub mod pipelines;
 pub mod plan;

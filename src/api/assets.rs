@@ -153,22 +153,38 @@ pub async fn list(
     Ok(Json(json!({ "data": assets, "next_cursor": next_cursor })).into_response())
 }
 
-/// The file an `inputs[0].url` names, if it is a `file://` URL of a regular
-/// file below one of the allowed folders (after resolving symlinks).
-fn input_file(url: &str, allowed: &[PathBuf]) -> Result<PathBuf, ApiError> {
+/// Where an asset's input comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Input {
+    /// A file below `[api] allowed_input_dirs`, resolved.
+    File(PathBuf),
+    /// An `http(s)://` URL, fetched by the job.
+    Url(String),
+}
+
+/// Checks `inputs[0].url`: a `file://` URL of a regular file below one of
+/// the allowed folders (after resolving symlinks), or an `http(s)://` URL
+/// whose host the `[api.url_inputs]` policy does not refuse outright (its
+/// addresses are checked again when the job fetches it).
+fn input(
+    url: &str,
+    allowed: &[PathBuf],
+    policy: &crate::netpolicy::NetPolicy,
+) -> Result<Input, ApiError> {
     let bad = |why: String| ApiError::InvalidParameters(format!("inputs[0].url: {why}"));
     let parsed = url::Url::parse(url).map_err(|e| bad(format!("{url:?} is not a URL ({e})")))?;
     match parsed.scheme() {
         "file" => {}
         "http" | "https" => {
-            return Err(bad(
-                "http(s):// inputs are not supported yet; use a file:// URL under [api] allowed_input_dirs"
-                    .into(),
-            ));
+            if url.len() > 4096 {
+                return Err(bad("the URL is longer than 4096 characters".into()));
+            }
+            crate::jobs::fetch::check_url(policy, &parsed).map_err(bad)?;
+            return Ok(Input::Url(parsed.to_string()));
         }
         other => {
             return Err(bad(format!(
-                "the {other}:// scheme is not supported; use file://"
+                "the {other}:// scheme is not supported; use http://, https:// or file://"
             )));
         }
     }
@@ -192,7 +208,7 @@ fn input_file(url: &str, allowed: &[PathBuf]) -> Result<PathBuf, ApiError> {
             path.display()
         )));
     }
-    Ok(canonical)
+    Ok(Input::File(canonical))
 }
 
 fn input_url(body: &Map<String, Value>) -> Result<String, ApiError> {
@@ -212,12 +228,12 @@ fn input_url(body: &Map<String, Value>) -> Result<String, ApiError> {
         .and_then(first_url)
         .ok_or_else(|| {
             ApiError::InvalidParameters(
-                "inputs[0].url is required: a file:// URL of the source".into(),
+                "inputs[0].url is required: an http(s):// or file:// URL of the source".into(),
             )
         })
 }
 
-/// `POST /video/v1/assets`: an asset from a `file://` input.
+/// `POST /video/v1/assets`: an asset from an `http(s)://` or `file://` input.
 pub async fn create(
     auth: Authenticated,
     State(state): State<ApiState>,
@@ -233,18 +249,30 @@ pub async fn create(
     crate::settings::apply_request(&mut settings, &Value::Object(known), "request")
         .map_err(|e| ApiError::InvalidParameters(format!("{}: {}", e.field, e.problem)))?;
     let allowed = state.ctx.config.api.allowed_input_dirs.clone();
+    let policy = state.ctx.config.api.url_inputs.policy.clone();
     let max_attempts = state.ctx.config.max_attempts;
     let record = blocking(&state, move |db| {
-        let path = input_file(&url, &allowed)?;
-        let identity = SourceIdentity::of(&path)
-            .map_err(|e| ApiError::InvalidParameters(format!("inputs[0].url: {e}")))?;
-        let asset = NewAsset::now(settings, IngestType::OnDemandUrl);
-        let source = NewSource {
-            path,
-            origin: SourceOrigin::Api,
-            identity,
-            sidecar: None,
+        let source = match input(&url, &allowed, &policy)? {
+            Input::File(path) => NewSource {
+                identity: SourceIdentity::of(&path)
+                    .map_err(|e| ApiError::InvalidParameters(format!("inputs[0].url: {e}")))?,
+                path,
+                origin: SourceOrigin::Api,
+                sidecar: None,
+            },
+            Input::Url(url) => NewSource {
+                path: PathBuf::from(url),
+                origin: SourceOrigin::Url,
+                identity: SourceIdentity {
+                    device: 0,
+                    inode: 0,
+                    size: 0,
+                    mtime_ns: 0,
+                },
+                sidecar: None,
+            },
         };
+        let asset = NewAsset::now(settings, IngestType::OnDemandUrl);
         db.write(|tx| {
             tx.create_asset(&asset, Some(&source), max_attempts, now_ms(), None, None)?;
             tx.read().asset(&asset.id)
@@ -588,13 +616,20 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("secret.mp4"), allowed.join("link.mp4"))
             .unwrap();
         let url = |p: &Path| format!("file://{}", p.display());
+        let policy = crate::netpolicy::NetPolicy::default();
+        let input_file = |u: &str, dirs: &[PathBuf]| input(u, dirs, &policy);
         let ok = input_file(&url(&allowed.join("a.mp4")), std::slice::from_ref(&allowed));
-        assert_eq!(ok.unwrap(), allowed.join("a.mp4"));
+        assert_eq!(ok.unwrap(), Input::File(allowed.join("a.mp4")));
+        assert_eq!(
+            input_file("https://example.com/a.mp4", &[]).unwrap(),
+            Input::Url("https://example.com/a.mp4".into())
+        );
         for bad in [
             format!("file://{}/../secret.mp4", allowed.display()),
             url(&allowed.join("link.mp4")),
             url(&allowed.join("missing.mp4")),
-            "https://example.com/a.mp4".to_owned(),
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "http://127.0.0.1:8080/a.mp4".to_owned(),
             "ftp://x/y".to_owned(),
         ] {
             let e = input_file(&bad, std::slice::from_ref(&allowed)).unwrap_err();

@@ -1,5 +1,6 @@
 //! `[api]`: the HTTP listener, its access tokens, the folders `file://`
-//! inputs may come from, and the key that signs download URLs.
+//! inputs may come from, the key that signs download URLs, the upload
+//! limit, and `[api.url_inputs]` (what `http(s)://` inputs may reach).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -36,6 +37,94 @@ pub struct RawApi {
     pub max_concurrent_downloads: usize,
     /// The largest file a direct upload may send, in bytes.
     pub max_upload_bytes: u64,
+    /// `[api.url_inputs]`: fetching `http(s)://` inputs.
+    pub url_inputs: RawUrlInputs,
+}
+
+/// `[api.url_inputs]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUrlInputs {
+    /// Hosts and networks fetched despite the built-in refusals.
+    pub allow: Vec<String>,
+    /// Hosts and networks never fetched.
+    pub deny: Vec<String>,
+    /// The largest input file, in bytes.
+    pub max_bytes: u64,
+    /// Time to connect, in seconds.
+    pub connect_timeout_seconds: f64,
+    /// Time for the whole download, in seconds.
+    pub total_timeout_seconds: f64,
+    /// Redirects followed.
+    pub max_redirects: usize,
+}
+
+/// `[api.url_inputs]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrlInputsConfig {
+    /// Which hosts and addresses may be fetched.
+    pub policy: crate::netpolicy::NetPolicy,
+    /// The largest input file.
+    pub max_bytes: u64,
+    /// Time to connect.
+    pub connect_timeout: std::time::Duration,
+    /// Time for the whole download.
+    pub total_timeout: std::time::Duration,
+    /// Redirects followed.
+    pub max_redirects: usize,
+}
+
+impl RawUrlInputs {
+    fn validate(self, problems: &mut Vec<String>) -> UrlInputsConfig {
+        let mut rules = |list: &[String], name: &str| {
+            list.iter()
+                .filter_map(|entry| match crate::netpolicy::Rule::parse(entry) {
+                    Ok(rule) => Some(rule),
+                    Err(why) => {
+                        problems.push(format!("api.url_inputs.{name}: {why}"));
+                        None
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let policy = crate::netpolicy::NetPolicy {
+            allow: rules(&self.allow, "allow"),
+            deny: rules(&self.deny, "deny"),
+        };
+        let seconds = |value: f64, name: &str, problems: &mut Vec<String>| {
+            if value.is_finite() && value > 0.0 {
+                std::time::Duration::from_secs_f64(value)
+            } else {
+                problems.push(format!(
+                    "api.url_inputs.{name} must be a positive number of seconds"
+                ));
+                std::time::Duration::from_secs(1)
+            }
+        };
+        let connect_timeout = seconds(
+            self.connect_timeout_seconds,
+            "connect_timeout_seconds",
+            problems,
+        );
+        let total_timeout = seconds(
+            self.total_timeout_seconds,
+            "total_timeout_seconds",
+            problems,
+        );
+        if self.max_bytes == 0 {
+            problems.push("api.url_inputs.max_bytes must be at least 1".to_owned());
+        }
+        if self.max_redirects > 20 {
+            problems.push("api.url_inputs.max_redirects must be at most 20".to_owned());
+        }
+        UrlInputsConfig {
+            policy,
+            max_bytes: self.max_bytes,
+            connect_timeout,
+            total_timeout,
+            max_redirects: self.max_redirects,
+        }
+    }
 }
 
 /// `[[api.tokens]]` as written.
@@ -88,6 +177,8 @@ pub struct ApiConfig {
     pub max_concurrent_downloads: usize,
     /// The largest file a direct upload may send.
     pub max_upload_bytes: u64,
+    /// Fetching `http(s)://` inputs.
+    pub url_inputs: UrlInputsConfig,
 }
 
 impl RawApi {
@@ -155,6 +246,7 @@ impl RawApi {
         if self.max_upload_bytes == 0 {
             problems.push("api.max_upload_bytes must be at least 1".to_owned());
         }
+        let url_inputs = self.url_inputs.validate(problems);
         if problems.len() > before {
             return None;
         }
@@ -184,6 +276,7 @@ impl RawApi {
             max_json_body_bytes: self.max_json_body_bytes,
             max_concurrent_downloads: self.max_concurrent_downloads,
             max_upload_bytes: self.max_upload_bytes,
+            url_inputs,
         })
     }
 }

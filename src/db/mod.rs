@@ -35,7 +35,9 @@ pub use assets::{AssetRecord, MASTER_ACCESS_TTL_S, NewAsset, Page};
 pub use outbox::{AttemptOutcome, Delivery, DeliveryRow, OutboxEvent};
 pub use queue::{Job, JobKind, Lease, LeasePolicy, LeaseStatus, MAX_CRASHES};
 pub use renditions::RenditionRow;
-pub use sources::{Disposition, NewSource, PendingSource, SourceIdentity, SourceOrigin};
+pub use sources::{
+    Disposition, NewSource, PendingSource, SourceIdentity, SourceInput, SourceOrigin,
+};
 pub use uploads::{NewUpload, UploadError, UploadRecord, UploadStatus};
 
 /// How long a statement waits for another process's write lock.

@@ -65,6 +65,23 @@ pub enum SourceOrigin {
     /// A direct upload's bytes in the spool: reeld's own copy, removed once
     /// the asset has finished (ready or errored) or is deleted.
     Upload,
+    /// An `http(s)://` input: `path` holds the URL, and each attempt of the
+    /// job fetches it into its own spool folder.
+    Url,
+}
+
+/// What a transcode job reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceInput {
+    /// A file, by identity.
+    File {
+        /// Where it was taken from.
+        path: PathBuf,
+        /// Its identity then.
+        identity: SourceIdentity,
+    },
+    /// An `http(s)://` URL to fetch first.
+    Url(String),
 }
 
 impl SourceOrigin {
@@ -74,6 +91,7 @@ impl SourceOrigin {
             SourceOrigin::Cli => "cli",
             SourceOrigin::Api => "api",
             SourceOrigin::Upload => "upload",
+            SourceOrigin::Url => "url",
         }
     }
 }
@@ -116,7 +134,7 @@ impl Disposition {
 /// The source an asset is made from.
 #[derive(Debug, Clone)]
 pub struct NewSource {
-    /// Absolute path at the time it was taken.
+    /// Absolute path at the time it was taken (for a URL input, the URL).
     pub path: PathBuf,
     /// Where it came from.
     pub origin: SourceOrigin,
@@ -161,18 +179,24 @@ impl Read<'_> {
         Ok(found.is_some())
     }
 
-    /// Where an asset's source was taken from, and its identity then.
-    pub fn source(&self, asset_id: &str) -> Result<Option<(PathBuf, SourceIdentity)>, DbError> {
+    /// What an asset is made from: the file it was taken from and its
+    /// identity then, or the URL to fetch.
+    pub fn source(&self, asset_id: &str) -> Result<Option<SourceInput>, DbError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT path, device, inode, size, mtime_ns FROM sources WHERE asset_id = ?1",
+                "SELECT path, device, inode, size, mtime_ns, origin FROM sources WHERE asset_id = ?1",
                 params![asset_id],
                 |r| {
-                    Ok((
-                        PathBuf::from(r.get::<_, String>(0)?),
-                        identity_from_row(r, 1)?,
-                    ))
+                    let path: String = r.get(0)?;
+                    Ok(if r.get::<_, String>(5)? == SourceOrigin::Url.as_str() {
+                        SourceInput::Url(path)
+                    } else {
+                        SourceInput::File {
+                            path: PathBuf::from(path),
+                            identity: identity_from_row(r, 1)?,
+                        }
+                    })
                 },
             )
             .optional()?)
@@ -239,7 +263,7 @@ impl Tx<'_> {
     pub(super) fn insert_source(&self, asset_id: &str, s: &NewSource) -> Result<(), DbError> {
         let disposition = match s.origin {
             SourceOrigin::Watch | SourceOrigin::Upload => Disposition::Pending,
-            SourceOrigin::Cli | SourceOrigin::Api => Disposition::Untouched,
+            SourceOrigin::Cli | SourceOrigin::Api | SourceOrigin::Url => Disposition::Untouched,
         };
         self.conn.execute(
             "INSERT INTO sources (asset_id, path, origin, device, inode, size, mtime_ns, disposition, sidecar)

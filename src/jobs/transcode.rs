@@ -20,7 +20,7 @@ use crate::asset::{
     AssetErrors, AssetSettings, MediaSummary, ProgressState, RenditionStatus, ResolutionTier,
     Track, TrackKind, aspect_ratio,
 };
-use crate::db::{DbError, Job, JobKind, MAX_CRASHES, RenditionRow};
+use crate::db::{DbError, Job, JobKind, MAX_CRASHES, RenditionRow, SourceIdentity, SourceInput};
 use crate::inspect::{self, InspectError, Inspection};
 use crate::loudness;
 use crate::pipeline::{self, PipelineError, RunOptions};
@@ -133,14 +133,18 @@ async fn run_steps(
     // names that inode (see `jobs::source`), not whatever has its name now.
     let (source, pending, _held) = match job.kind {
         JobKind::Transcode => {
-            let (path, identity) = blocking_db(ctx, {
+            let input = blocking_db(ctx, {
                 let id = asset_id.to_owned();
                 move |db| db.read(|r| r.source(&id))
             })
             .await?
             .ok_or_else(|| JobOutcome::InvalidInput("The asset has no source recorded.".into()))?;
-            let held = HeldSource::open(&path, &identity).map_err(JobOutcome::InvalidInput)?;
             set_progress(ctx, job, ProgressState::Ingesting, 0.0).await;
+            let (path, identity) = match input {
+                SourceInput::File { path, identity } => (path, identity),
+                SourceInput::Url(url) => fetch_input(ctx, job, &url, spool).await?,
+            };
+            let held = HeldSource::open(&path, &identity).map_err(JobOutcome::InvalidInput)?;
             (held.reading_path(), None, Some(held))
         }
         JobKind::Renditions => {
@@ -248,6 +252,35 @@ async fn run_steps(
 }
 
 /// The row of a planned rendition file before it is made.
+/// Fetches a URL input into the attempt's spool folder, with its progress
+/// shown as `ingesting`; the job then reads that file like any source.
+async fn fetch_input(
+    ctx: &Arc<Context>,
+    job: &Job,
+    url: &str,
+    spool: &Path,
+) -> Result<(PathBuf, SourceIdentity), JobOutcome> {
+    let dest = spool.join("input");
+    let progress = |pct: f64| {
+        let (ctx, job) = (ctx.clone(), job.clone());
+        tokio::spawn(async move { set_progress(&ctx, &job, ProgressState::Ingesting, pct).await });
+    };
+    let bytes = super::fetch::fetch(&ctx.config.api.url_inputs, url, &dest, &progress)
+        .await
+        .map_err(|e| match e {
+            super::fetch::FetchError::Permanent(why) => JobOutcome::InvalidInput(why),
+            super::fetch::FetchError::Transient(why) => JobOutcome::Transient(why),
+        })?;
+    tracing::info!(url = %super::fetch::redacted(url), bytes, "Input fetched.");
+    let identity = SourceIdentity::of(&dest).map_err(|e| {
+        JobOutcome::Transient(format!(
+            "Cannot read the fetched input {}: {e}",
+            dest.display()
+        ))
+    })?;
+    Ok((dest, identity))
+}
+
 fn planned_row(r: &RenditionPlan) -> RenditionRow {
     RenditionRow::new(
         &r.name,
