@@ -40,6 +40,9 @@ pub enum ApiError {
     /// The database failed or is busy; the client may retry.
     #[error("The service is busy; try again")]
     Unavailable(String),
+    /// The spool has no room for the bytes; the client may retry later.
+    #[error("{0}")]
+    NoRoom(String),
     /// Too many downloads at once; the client may retry shortly.
     #[error("Too many downloads at once; try again shortly")]
     TooManyDownloads,
@@ -64,7 +67,7 @@ impl ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, "invalid_parameters")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
-            ApiError::Unavailable(_) | ApiError::TooManyDownloads => {
+            ApiError::Unavailable(_) | ApiError::TooManyDownloads | ApiError::NoRoom(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")
             }
         }
@@ -74,7 +77,10 @@ impl ApiError {
     fn retry_can_help(&self) -> bool {
         matches!(
             self,
-            ApiError::Unavailable(_) | ApiError::Internal(_) | ApiError::TooManyDownloads
+            ApiError::Unavailable(_)
+                | ApiError::Internal(_)
+                | ApiError::TooManyDownloads
+                | ApiError::NoRoom(_)
         )
     }
 }
@@ -99,6 +105,9 @@ impl IntoResponse for ApiError {
         }
         if matches!(self, ApiError::TooManyDownloads) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, ApiError::NoRoom(_)) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         }
         if matches!(self, ApiError::Unauthorized) {
             headers.insert(

@@ -36,6 +36,9 @@ use crate::jobs::now_ms;
 
 /// The largest request: UpChunk's largest chunk (500 MiB).
 pub const MAX_REQUEST_BYTES: u64 = 500 * 1024 * 1024;
+/// How long a request body may send nothing before it is cut off, so that a
+/// stalled client does not hold its upload's turn for ever.
+const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One lock per upload with a request in flight, so that two requests for
 /// the same upload (a client retrying while its first request still runs)
@@ -328,6 +331,18 @@ async fn receive(
         record.received
     };
     let path = upload_file(&state.ctx.config.spool_dir, id);
+    let needed = expected
+        .unwrap_or(0)
+        .saturating_sub(resume_at.saturating_sub(first));
+    if let Some(folder) = path.parent() {
+        tokio::fs::create_dir_all(folder)
+            .await
+            .map_err(|e| ApiError::Internal(format!("cannot create {}: {e}", folder.display())))?;
+        crate::disk::ensure_room(folder, "spool folder", needed).map_err(|why| {
+            tracing::warn!(upload.id = %id, "{why}");
+            ApiError::NoRoom(format!("{why} Try again later."))
+        })?;
+    }
     let outcome = write_chunk(&path, resume_at, first, expected, max, body).await;
     let received = match &outcome {
         Ok(end) | Err(ChunkError::Short { end, .. }) => *end,
@@ -420,7 +435,18 @@ async fn write_chunk(
     let mut end = resume_at;
     let mut stream = body.into_data_stream();
     let mut failure = None;
-    while let Some(frame) = stream.next().await {
+    loop {
+        let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, stream.next()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => {
+                failure = Some(format!(
+                    "The request body sent nothing for {} s after {arrived} bytes.",
+                    BODY_IDLE_TIMEOUT.as_secs()
+                ));
+                break;
+            }
+        };
         let mut bytes = match frame {
             Ok(bytes) => bytes,
             Err(e) => {
