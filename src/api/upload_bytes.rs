@@ -369,6 +369,9 @@ async fn receive(
         Ok(_) => {}
     }
     if !still_waiting {
+        // Cancelled or timed out while this chunk arrived: its bytes (and a
+        // file this request may have made anew) go.
+        super::uploads::remove_bytes(state, id).await;
         return Err(ApiError::Forbidden(
             "The upload was cancelled; no asset is made from it.".into(),
         ));

@@ -135,6 +135,8 @@ fn client(config: &UrlInputsConfig) -> reqwest::Client {
         }
     });
     reqwest::Client::builder()
+        // A proxy would resolve names itself, out of the policy's sight.
+        .no_proxy()
         .connect_timeout(config.connect_timeout)
         .redirect(redirects)
         .dns_resolver(Arc::new(PolicyResolver {
