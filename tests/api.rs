@@ -104,8 +104,8 @@ fn every_invalid_request_names_its_problem() {
     let cases: Vec<(Value, &str)> = vec![
         (json!({}), "inputs[0].url"),
         (
-            json!({"inputs": [{"url": "https://example.com/a.mp4"}]}),
-            "http(s)://",
+            json!({"inputs": [{"url": "http://169.254.169.254/latest/meta-data/"}]}),
+            "169.254.169.254 is a link-local address",
         ),
         (
             json!({"inputs": [{"url": "ftp://example.com/a.mp4"}]}),
