@@ -44,6 +44,16 @@ impl Rule {
                     .filter(|p| *p <= max)
                     .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {max}"))?,
             };
+            // A rule written as mapped IPv6 (`::ffff:10.0.0.0/104`) is the
+            // IPv4 network, as addresses are compared in their IPv4 form.
+            if let (IpAddr::V6(v6), true) = (ip, prefix >= 96)
+                && let Some(v4) = v6.to_ipv4_mapped()
+            {
+                return Ok(Rule::Network {
+                    base: IpAddr::V4(v4),
+                    prefix: prefix - 96,
+                });
+            }
             return Ok(Rule::Network { base: ip, prefix });
         }
         if prefix.is_some() {
@@ -93,15 +103,26 @@ impl Rule {
     }
 }
 
-/// An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) is the IPv4 one.
+/// An IPv4 address carried in an IPv6 one is the IPv4 one: mapped
+/// (`::ffff:a.b.c.d`), SIIT (`::ffff:0:a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`)
+/// and 6to4 (`2002:AABB:CCDD::`), since each reaches that IPv4 host.
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
+    let IpAddr::V6(v6) = ip else {
+        return ip;
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
     }
+    let bits = u128::from(v6);
+    let low32 = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    let seg = v6.segments();
+    if bits >> 32 == 0xffff_0000 || bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
+        return IpAddr::V4(low32);
+    }
+    if seg[0] == 0x2002 {
+        return IpAddr::V4(Ipv4Addr::from(((bits >> 80) & 0xffff_ffff) as u32));
+    }
+    IpAddr::V6(v6)
 }
 
 /// Why an address is refused by default, if it is.
@@ -133,8 +154,12 @@ fn built_in_refusal(ip: IpAddr) -> Option<&'static str> {
                 Some("a loopback address")
             } else if v6.is_unspecified() {
                 Some("an unspecified address")
-            } else if first & 0xffc0 == 0xfe80 {
-                Some("a link-local address")
+            } else if first & 0xffc0 == 0xfe80 || first & 0xffc0 == 0xfec0 {
+                Some("a link-local or site-local address")
+            } else if first == 0x2001 && v6.segments()[1] == 0 {
+                Some("a Teredo tunnel address")
+            } else if first == 0x0064 && v6.segments()[1] == 0xff9b {
+                Some("a local-use NAT64 address")
             } else if first & 0xfe00 == 0xfc00 {
                 Some("a private (unique local) address")
             } else if v6.is_multicast() {
@@ -226,11 +251,22 @@ mod tests {
             "fc00::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::ffff:0:10.0.0.5",
+            "64:ff9b::a00:5",
+            "64:ff9b:1::1",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378::1",
+            "fec0::1",
             "224.0.0.1",
         ] {
             assert!(p.check_ip("h", ip(bad)).is_err(), "{bad}");
         }
-        for good in ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"] {
+        for good in [
+            "93.184.216.34",
+            "2606:2800:220:1::1",
+            "8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
             assert!(p.check_ip("h", ip(good)).is_ok(), "{good}");
         }
         let why = p.check_ip("meta", ip("169.254.169.254")).unwrap_err();
@@ -284,5 +320,10 @@ mod tests {
             deny: vec![],
         };
         assert!(all.check_ip("x", ip("127.0.0.1")).is_ok());
+        let mapped = NetPolicy {
+            allow: vec![Rule::parse("::ffff:10.0.0.0/104").unwrap()],
+            deny: vec![],
+        };
+        assert!(mapped.check_ip("x", ip("10.9.9.9")).is_ok());
     }
 }

@@ -405,3 +405,35 @@ fn cancelled_timed_out_and_non_media_uploads_make_no_ready_asset() {
     assert!(event["data"]["asset_id"].is_string());
     assert!(event["data"].get("error").is_none());
 }
+
+#[test]
+fn a_file_shorter_than_recorded_is_resumed_from_what_it_has_not_zeros() {
+    let env = TestEnv::new(&[]);
+    let data = clip(&env, "clip.mp4");
+    let daemon = env.start_daemon();
+    let api = env.api(&daemon);
+    let created = create_upload(&api, json!({"cors_origin": "*"}));
+    let (id, url) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["url"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(put_range(&api, &url, &data, 0, 32767).status, 308);
+    // Bytes the database counted are lost from the file (a crash before
+    // they reached the disk).
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(upload_bytes_path(&env, &id))
+        .unwrap();
+    file.set_len(10_000).unwrap();
+    let r = put_range(&api, &url, &data, 32768, data.len() - 1);
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("range"), Some("bytes=0-9999"));
+    // Sent again from where the file is, the upload completes, byte-exact.
+    let r = put_range(&api, &url, &data, 10_000, data.len() - 1);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let asset_id = upload(&api, &id)["asset_id"].as_str().unwrap().to_owned();
+    let asset = common::http::wait_for_asset(&api, &asset_id, READY_WITHIN, "ready", |a| {
+        a["status"] != "preparing"
+    });
+    assert_eq!(asset["status"], "ready", "{asset:#}");
+}

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The body is larger than the limit.
     #[error("The request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// A request body that stalled; clients retry a 408.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// An upload or chunk larger than a limit; the message names it.
     #[error("{0}")]
     TooLarge(String),
@@ -40,9 +43,10 @@ pub enum ApiError {
     /// The database failed or is busy; the client may retry.
     #[error("The service is busy; try again")]
     Unavailable(String),
-    /// The spool has no room for the bytes; the client may retry later.
+    /// Not now (the spool is full, another request holds the upload's
+    /// turn); the client may retry later.
     #[error("{0}")]
-    NoRoom(String),
+    RetryLater(String),
     /// Too many downloads at once; the client may retry shortly.
     #[error("Too many downloads at once; try again shortly")]
     TooManyDownloads,
@@ -63,11 +67,12 @@ impl ApiError {
             ApiError::FailedRequest(_) => (StatusCode::PRECONDITION_FAILED, "failed_request"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::PayloadTooLarge(_) | ApiError::TooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "invalid_parameters")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
-            ApiError::Unavailable(_) | ApiError::TooManyDownloads | ApiError::NoRoom(_) => {
+            ApiError::Unavailable(_) | ApiError::TooManyDownloads | ApiError::RetryLater(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")
             }
         }
@@ -80,7 +85,8 @@ impl ApiError {
             ApiError::Unavailable(_)
                 | ApiError::Internal(_)
                 | ApiError::TooManyDownloads
-                | ApiError::NoRoom(_)
+                | ApiError::RetryLater(_)
+                | ApiError::RequestTimeout(_)
         )
     }
 }
@@ -106,7 +112,7 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::TooManyDownloads) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if matches!(self, ApiError::NoRoom(_)) {
+        if matches!(self, ApiError::RetryLater(_)) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         }
         if matches!(self, ApiError::Unauthorized) {

@@ -22,11 +22,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt as _;
-use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
 
 use super::uploads::{asset_settings, upload_file, valid_upload_id};
 use super::{ApiError, ApiState, blocking};
@@ -36,9 +34,10 @@ use crate::jobs::now_ms;
 
 /// The largest request: UpChunk's largest chunk (500 MiB).
 pub const MAX_REQUEST_BYTES: u64 = 500 * 1024 * 1024;
-/// How long a request body may send nothing before it is cut off, so that a
-/// stalled client does not hold its upload's turn for ever.
-const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a request waits for another request of the same upload to end.
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+mod chunk;
 
 /// One lock per upload with a request in flight, so that two requests for
 /// the same upload (a client retrying while its first request still runs)
@@ -85,11 +84,29 @@ impl Drop for LockGuard<'_> {
     }
 }
 
-/// `expires` and `signature` of the upload URL.
-#[derive(Debug, serde::Deserialize)]
+/// `expires` and `signature` of the upload URL. Read by hand, not by
+/// axum's `Query`, so that a malformed query is refused with the CORS
+/// headers a browser needs to show the refusal.
+#[derive(Debug, Default)]
 pub struct Signed {
     expires: Option<String>,
     signature: Option<String>,
+}
+
+impl Signed {
+    fn parse(query: Option<&str>) -> Signed {
+        let mut signed = Signed::default();
+        for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match key.as_ref() {
+                "expires" if signed.expires.is_none() => signed.expires = Some(value.into_owned()),
+                "signature" if signed.signature.is_none() => {
+                    signed.signature = Some(value.into_owned());
+                }
+                _ => {}
+            }
+        }
+        signed
+    }
 }
 
 /// What a `Content-Range` asks for.
@@ -211,10 +228,11 @@ pub async fn preflight(
 pub async fn put(
     State(state): State<ApiState>,
     UrlPath(id): UrlPath<String>,
-    Query(signed): Query<Signed>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let signed = Signed::parse(query.as_deref());
     let mut origin = "*".to_owned();
     let result = receive(&state, &id, &signed, &headers, body, &mut origin).await;
     let response = match result {
@@ -247,7 +265,13 @@ async fn receive(
             crate::clock::now_s(),
         )
         .map_err(|e| ApiError::Forbidden(format!("{e} Create a new upload for a new URL.")))?;
-    let _turn = state.upload_locks.lock(id).await;
+    let _turn = tokio::time::timeout(TURN_WAIT, state.upload_locks.lock(id))
+        .await
+        .map_err(|_| {
+            ApiError::RetryLater(
+                "Another request for this upload is still running; try again shortly.".into(),
+            )
+        })?;
     let record = record_of(state, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("The requested upload does not exist".into()))?;
@@ -270,7 +294,9 @@ async fn receive(
                 Chunk::Bytes { last, total: t, .. } if t == total && last + 1 == total => {
                     Ok(StatusCode::OK.into_response())
                 }
-                Chunk::Query { total: t } if t == total => Ok(StatusCode::OK.into_response()),
+                Chunk::Query { total: t } | Chunk::Whole { length: Some(t) } if t == total => {
+                    Ok(StatusCode::OK.into_response())
+                }
                 _ => Err(ApiError::Forbidden(format!(
                     "The upload is complete; it made asset {}.",
                     record.asset_id.as_deref().unwrap_or("?")
@@ -309,65 +335,73 @@ async fn receive(
                 )));
             }
             if first > record.received {
-                let mut response = ApiError::InvalidParameters(format!(
-                    "This chunk starts at byte {first}, but only bytes 0-{} have arrived; send the bytes from {} on (no gaps).",
-                    record.received.saturating_sub(1),
-                    record.received
-                ))
-                .into_response();
-                if let Some(range) = range_header(record.received) {
-                    response.headers_mut().insert(header::RANGE, range);
-                }
-                return Ok(response);
+                return Ok(gap(first, record.received));
             }
             (first, Some(last - first + 1), Some(total))
         }
         // A whole-file PUT starts the file again.
         Chunk::Whole { length } => (0, length, length),
     };
-    let resume_at = if matches!(chunk, Chunk::Whole { .. }) {
-        0
-    } else {
-        record.received
-    };
+    let whole = matches!(chunk, Chunk::Whole { .. });
+    if whole && record.received > 0 {
+        // A whole-file PUT starts again: the database forgets the old bytes
+        // before the file does.
+        set_received(state, id, 0, None).await?;
+    }
+    let recorded = if whole { 0 } else { record.received };
     let path = upload_file(&state.ctx.config.spool_dir, id);
+    let folder = path
+        .parent()
+        .expect("an upload file has a folder")
+        .to_owned();
+    tokio::fs::create_dir_all(&folder)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot create {}: {e}", folder.display())))?;
     let needed = expected
         .unwrap_or(0)
-        .saturating_sub(resume_at.saturating_sub(first));
-    if let Some(folder) = path.parent() {
-        tokio::fs::create_dir_all(folder)
-            .await
-            .map_err(|e| ApiError::Internal(format!("cannot create {}: {e}", folder.display())))?;
-        crate::disk::ensure_room(folder, "spool folder", needed).map_err(|why| {
-            tracing::warn!(upload.id = %id, "{why}");
-            ApiError::NoRoom(format!("{why} Try again later."))
-        })?;
+        .saturating_sub(recorded.saturating_sub(first));
+    crate::disk::ensure_room(&folder, "spool folder", needed).map_err(|why| {
+        tracing::warn!(upload.id = %id, "{why}");
+        ApiError::RetryLater(format!("{why} Try again later."))
+    })?;
+    let open = chunk::open(&path, recorded)
+        .await
+        .map_err(|e| chunk_error(id, e))?;
+    let start = open.good;
+    if start < recorded {
+        // The file lost bytes the database counted (a crash before they
+        // reached the disk): the count follows the file.
+        tracing::warn!(upload.id = %id, recorded, on_disk = start, "An upload's file is shorter than recorded; going on from what it has.");
+        set_received(state, id, start, None).await?;
     }
-    let outcome = write_chunk(&path, resume_at, first, expected, max, body).await;
+    if first > start {
+        return Ok(gap(first, start));
+    }
+    let request = chunk::Request {
+        first,
+        expected,
+        max_total: max,
+        deadline: std::time::Instant::now()
+            + std::time::Duration::from_millis(
+                record.expires_at_ms.saturating_sub(now_ms()).max(0) as u64,
+            ),
+    };
+    let outcome = chunk::write(open, &folder, &request, body).await;
     let received = match &outcome {
-        Ok(end) | Err(ChunkError::Short { end, .. }) => *end,
-        Err(ChunkError::Io(_)) | Err(ChunkError::Oversized(_)) => resume_at,
+        Ok(end)
+        | Err(chunk::ChunkError::Short { end, .. } | chunk::ChunkError::Idle { end, .. }) => *end,
+        Err(_) => start,
     };
     let total_known = total.or(match (&outcome, chunk) {
         (Ok(end), Chunk::Whole { length: None }) => Some(*end),
         _ => None,
     });
-    let upload = id.to_owned();
-    let still_waiting = blocking(state, move |db| {
-        Ok(db.write(|tx| tx.set_upload_received(&upload, received, total))?)
-    })
-    .await?;
-    match outcome {
-        Err(ChunkError::Io(e)) => {
-            return Err(ApiError::Internal(format!(
-                "cannot write upload {id} to {}: {e}",
-                path.display()
-            )));
-        }
-        Err(ChunkError::Oversized(message)) => return Err(ApiError::TooLarge(message)),
-        Err(ChunkError::Short { message, .. }) => return Err(ApiError::InvalidParameters(message)),
-        Ok(_) => {}
+    if outcome.is_ok() && total_known.is_some_and(|t| received >= t) {
+        // The count and the asset commit together.
+        return complete(state, id, &record, &path).await;
     }
+    let still_waiting = set_received(state, id, received, total).await?;
+    outcome.map_err(|e| chunk_error(id, e))?;
     if !still_waiting {
         // Cancelled or timed out while this chunk arrived: its bytes (and a
         // file this request may have made anew) go.
@@ -376,9 +410,42 @@ async fn receive(
             "The upload was cancelled; no asset is made from it.".into(),
         ));
     }
-    match total_known {
-        Some(total) if received >= total => complete(state, id, &record, &path).await,
-        _ => Ok(progress_response(received, total_known)),
+    Ok(progress_response(received, total_known))
+}
+
+async fn set_received(
+    state: &ApiState,
+    id: &str,
+    received: u64,
+    total: Option<u64>,
+) -> Result<bool, ApiError> {
+    let upload = id.to_owned();
+    blocking(state, move |db| {
+        Ok(db.write(|tx| tx.set_upload_received(&upload, received, total))?)
+    })
+    .await
+}
+
+/// The 400 for a chunk that would leave a gap, with how far the file got.
+fn gap(first: u64, have: u64) -> Response {
+    let mut response = ApiError::InvalidParameters(format!(
+        "This chunk starts at byte {first}, but only {have} bytes have arrived; send the bytes from {have} on (no gaps)."
+    ))
+    .into_response();
+    if let Some(range) = range_header(have) {
+        response.headers_mut().insert(header::RANGE, range);
+    }
+    response
+}
+
+fn chunk_error(id: &str, e: chunk::ChunkError) -> ApiError {
+    match e {
+        chunk::ChunkError::Short { message, .. } => ApiError::InvalidParameters(message),
+        // UpChunk and Mux's SDK retry a 408.
+        chunk::ChunkError::Idle { message, .. } => ApiError::RequestTimeout(message),
+        chunk::ChunkError::Oversized(message) => ApiError::TooLarge(message),
+        chunk::ChunkError::NoRoom(why) => ApiError::RetryLater(format!("{why} Try again later.")),
+        chunk::ChunkError::Io(e) => ApiError::Internal(format!("cannot write upload {id}: {e}")),
     }
 }
 
@@ -394,131 +461,39 @@ fn progress_response(received: u64, total: Option<u64>) -> Response {
     response
 }
 
-enum ChunkError {
-    /// The body ended early (or the connection broke) after `end` bytes of
-    /// the file were durable.
-    Short { end: u64, message: String },
-    /// The body is larger than it said, or than the limit.
-    Oversized(String),
-    /// The spool could not be written.
-    Io(std::io::Error),
-}
-
-impl From<std::io::Error> for ChunkError {
-    fn from(e: std::io::Error) -> ChunkError {
-        ChunkError::Io(e)
-    }
-}
-
-/// Writes a chunk that starts at `first` into the file, which holds
-/// `resume_at` good bytes (anything after them is from a write whose count
-/// never reached the database, and is dropped). Skips what the file already
-/// has, syncs, and returns the end of the good bytes.
-async fn write_chunk(
-    path: &Path,
-    resume_at: u64,
-    first: u64,
-    expected: Option<u64>,
-    max_total: u64,
-    body: Body,
-) -> Result<u64, ChunkError> {
-    if let Some(folder) = path.parent() {
-        tokio::fs::create_dir_all(folder).await?;
-    }
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(path)
-        .await?;
-    file.set_len(resume_at).await?;
-    file.seek(std::io::SeekFrom::Start(resume_at)).await?;
-    let mut skip = resume_at - first;
-    let mut arrived: u64 = 0;
-    let mut end = resume_at;
-    let mut stream = body.into_data_stream();
-    let mut failure = None;
-    loop {
-        let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, stream.next()).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(_) => {
-                failure = Some(format!(
-                    "The request body sent nothing for {} s after {arrived} bytes.",
-                    BODY_IDLE_TIMEOUT.as_secs()
-                ));
-                break;
-            }
-        };
-        let mut bytes = match frame {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                failure = Some(format!(
-                    "The request body broke off after {arrived} bytes: {e}"
-                ));
-                break;
-            }
-        };
-        arrived += bytes.len() as u64;
-        if expected.is_some_and(|n| arrived > n) {
-            return Err(ChunkError::Oversized(format!(
-                "The body is longer than the {} bytes its headers announced.",
-                expected.unwrap_or(0)
-            )));
-        }
-        if first + arrived > max_total {
-            return Err(ChunkError::Oversized(format!(
-                "The file is larger than {max_total} bytes, the most this server takes ([api] max_upload_bytes)."
-            )));
-        }
-        let drop = skip.min(bytes.len() as u64) as usize;
-        skip -= drop as u64;
-        let rest = bytes.split_off(drop);
-        file.write_all(&rest).await?;
-        end += rest.len() as u64;
-    }
-    file.flush().await?;
-    file.sync_data().await?;
-    if let Some(message) = failure {
-        return Err(ChunkError::Short { end, message });
-    }
-    if let Some(n) = expected
-        && arrived < n
-    {
-        return Err(ChunkError::Short {
-            end,
-            message: format!(
-                "The body ended after {arrived} of the {n} bytes its headers announced."
-            ),
-        });
-    }
-    Ok(end)
-}
-
-/// The last byte arrived: the asset is created (with its job and source)
-/// in the transaction that moves the upload to `asset_created`.
+/// The last byte arrived (and is synced): the asset is created (with its job
+/// and source) in the transaction that moves the upload to `asset_created`
+/// and records its size, so no crash can leave a whole upload waiting.
 async fn complete(
     state: &ApiState,
     id: &str,
     record: &UploadRecord,
     path: &Path,
 ) -> Result<Response, ApiError> {
-    // The new file's name must be durable before anything refers to it.
-    if let Some(folder) = path.parent() {
-        let folder = folder.to_owned();
-        let _ = tokio::task::spawn_blocking(move || std::fs::File::open(folder)?.sync_all()).await;
-    }
     let identity = SourceIdentity::of(path).map_err(|e| {
         ApiError::Internal(format!(
             "cannot read upload {id} at {}: {e}",
             path.display()
         ))
     })?;
-    let settings = asset_settings(
-        state.ctx.settings_for(Path::new("")),
+    // Settings that were fine when the upload was created may not be any
+    // more (a profile changed): the asset is then born errored, so that the
+    // upload still ends and says why.
+    let defaults = state.ctx.settings_for(Path::new(""));
+    let (settings, born_errored) = match asset_settings(
+        defaults.clone(),
         record.new_asset_settings.as_ref(),
         record.test,
-    )?;
+    ) {
+        Ok(settings) => (settings, None),
+        Err(e) => (
+            defaults,
+            Some(crate::asset::AssetErrors {
+                kind: crate::jobs::transcode::INVALID_INPUT.into(),
+                messages: vec![e.to_string()],
+            }),
+        ),
+    };
     let asset = NewAsset::now(settings, IngestType::OnDemandDirectUpload);
     let source = NewSource {
         path: path.to_owned(),
@@ -529,7 +504,16 @@ async fn complete(
     let max_attempts = state.ctx.config.max_attempts;
     let upload = id.to_owned();
     let made = blocking(state, move |db| {
-        Ok(db.write(|tx| tx.complete_upload(&upload, &asset, &source, max_attempts, now_ms()))?)
+        Ok(db.write(|tx| {
+            tx.complete_upload(
+                &upload,
+                &asset,
+                &source,
+                max_attempts,
+                now_ms(),
+                born_errored.as_ref(),
+            )
+        })?)
     })
     .await?;
     let Some(done) = made else {

@@ -148,6 +148,7 @@ CREATE TABLE uploads (
 );
 CREATE INDEX uploads_newest ON uploads (created_at DESC, id DESC);
 CREATE INDEX uploads_waiting ON uploads (expires_at) WHERE status = 'waiting';
+CREATE INDEX uploads_by_asset ON uploads (asset_id) WHERE asset_id IS NOT NULL;
 -- The upload an asset was made from (GET /video/v1/assets?upload_id=).
 ALTER TABLE assets ADD COLUMN upload_id TEXT;
 CREATE INDEX assets_by_upload ON assets (upload_id) WHERE upload_id IS NOT NULL;

@@ -265,7 +265,8 @@ impl Tx<'_> {
     }
 
     /// Completes a waiting upload: its asset, job and source are created and
-    /// the upload moves to `asset_created`, together. `None` when it is no
+    /// the upload moves to `asset_created`, together (and on to `errored`
+    /// when the asset is `born_errored`). `None` when it is no
     /// longer waiting (cancelled or timed out meanwhile): nothing is created.
     pub fn complete_upload(
         &self,
@@ -274,6 +275,7 @@ impl Tx<'_> {
         source: &NewSource,
         max_attempts: u32,
         now_ms: i64,
+        born_errored: Option<&crate::asset::AssetErrors>,
     ) -> Result<Option<UploadRecord>, DbError> {
         let n = self.conn.execute(
             "UPDATE uploads SET status = 'asset_created', asset_id = ?2, received = ?3,
@@ -284,13 +286,30 @@ impl Tx<'_> {
         if n == 0 {
             return Ok(None);
         }
-        self.create_asset(asset, Some(source), max_attempts, now_ms, None, None)?;
+        self.create_asset(
+            asset,
+            Some(source),
+            max_attempts,
+            now_ms,
+            None,
+            born_errored,
+        )?;
         self.conn.execute(
             "UPDATE assets SET upload_id = ?2 WHERE id = ?1",
             params![asset.id, id],
         )?;
-        self.changed_upload("video.upload.asset_created", id)
-            .map(Some)
+        let created = self.changed_upload("video.upload.asset_created", id)?;
+        match born_errored {
+            Some(errors) => {
+                let error = UploadError {
+                    kind: errors.kind.clone(),
+                    message: errors.messages.join(" "),
+                };
+                self.asset_errored_for_upload(&asset.id, &error)?;
+                Ok(self.read().upload(id)?)
+            }
+            None => Ok(Some(created)),
+        }
     }
 
     /// The asset made from an upload errored: so does the upload (and its

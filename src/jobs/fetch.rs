@@ -26,6 +26,8 @@ use crate::netpolicy::NetPolicy;
 
 /// Attempts at one download before the job's retry takes over.
 const TRIES: u32 = 4;
+/// How often, in bytes written, the spool's free space is checked again.
+const ROOM_CHECK_EVERY: u64 = 256 << 20;
 /// The wait after the first failed try; doubled after each.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
 
@@ -250,6 +252,10 @@ async fn once(
             config.max_bytes
         )));
     }
+    let folder = dest.parent().unwrap_or(Path::new("."));
+    crate::disk::ensure_room(folder, "spool folder", length.unwrap_or(0))
+        .map_err(FetchError::Transient)?;
+    let mut next_room_check = ROOM_CHECK_EVERY;
     let io = |e: std::io::Error| {
         FetchError::Transient(format!(
             "Cannot write the input to {}: {e}.",
@@ -266,6 +272,12 @@ async fn once(
                 "The input is larger than {} bytes, the most reeld fetches ([api.url_inputs] max_bytes).",
                 config.max_bytes
             )));
+        }
+        if written >= next_room_check {
+            // The length may be unknown: the room is checked as bytes come.
+            next_room_check += ROOM_CHECK_EVERY;
+            crate::disk::ensure_room(folder, "spool folder", ROOM_CHECK_EVERY)
+                .map_err(FetchError::Transient)?;
         }
         file.write_all(&chunk).await.map_err(io)?;
         if let Some(total) = length.filter(|t| *t > 0)

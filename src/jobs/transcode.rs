@@ -261,16 +261,28 @@ async fn fetch_input(
     spool: &Path,
 ) -> Result<(PathBuf, SourceIdentity), JobOutcome> {
     let dest = spool.join("input");
-    let progress = |pct: f64| {
+    // Progress goes through one writer task, joined before the job moves
+    // on, so a late "ingesting" write never lands after the next state.
+    let (sender, mut seen) = tokio::sync::watch::channel(0.0);
+    let writer = {
         let (ctx, job) = (ctx.clone(), job.clone());
-        tokio::spawn(async move { set_progress(&ctx, &job, ProgressState::Ingesting, pct).await });
+        tokio::spawn(async move {
+            while seen.changed().await.is_ok() {
+                let pct = *seen.borrow_and_update();
+                set_progress(&ctx, &job, ProgressState::Ingesting, pct).await;
+            }
+        })
     };
-    let bytes = super::fetch::fetch(&ctx.config.api.url_inputs, url, &dest, &progress)
-        .await
-        .map_err(|e| match e {
-            super::fetch::FetchError::Permanent(why) => JobOutcome::InvalidInput(why),
-            super::fetch::FetchError::Transient(why) => JobOutcome::Transient(why),
-        })?;
+    let progress = move |pct: f64| {
+        sender.send_replace(pct);
+    };
+    let fetched = super::fetch::fetch(&ctx.config.api.url_inputs, url, &dest, &progress).await;
+    drop(progress);
+    let _ = writer.await;
+    let bytes = fetched.map_err(|e| match e {
+        super::fetch::FetchError::Permanent(why) => JobOutcome::InvalidInput(why),
+        super::fetch::FetchError::Transient(why) => JobOutcome::Transient(why),
+    })?;
     tracing::info!(url = %super::fetch::redacted(url), bytes, "Input fetched.");
     let identity = SourceIdentity::of(&dest).map_err(|e| {
         JobOutcome::Transient(format!(
