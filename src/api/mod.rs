@@ -10,6 +10,7 @@ mod auth;
 mod body;
 mod downloads;
 mod error;
+mod inputs;
 mod upload_bytes;
 pub mod uploads;
 mod webhook_events;
