@@ -27,9 +27,9 @@ use crate::jobs::now_ms;
 use crate::jobs::renditions::AddRenditionError;
 
 /// Assets per page unless `limit` says otherwise (Mux's default).
-const DEFAULT_LIMIT: u32 = 25;
+pub(super) const DEFAULT_LIMIT: u32 = 25;
 /// The largest `limit` (Mux's).
-const MAX_LIMIT: u32 = 100;
+pub(super) const MAX_LIMIT: u32 = 100;
 
 fn data<T: serde::Serialize>(status: StatusCode, value: T) -> Response {
     (status, Json(json!({ "data": value }))).into_response()
@@ -77,7 +77,14 @@ pub struct ListQuery {
     upload_id: Option<String>,
 }
 
-fn positive(name: &str, value: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+/// A `limit` or `page` query value: a whole number of at least 1, capped at
+/// `max`, or `default` when absent.
+pub(super) fn positive(
+    name: &str,
+    value: Option<&str>,
+    default: u32,
+    max: u32,
+) -> Result<u32, ApiError> {
     let Some(v) = value else { return Ok(default) };
     match v.parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n.min(max)),

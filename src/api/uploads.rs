@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::assets::{DEFAULT_LIMIT, MAX_LIMIT, positive};
 use super::auth::Authenticated;
 use super::body::JsonObject;
 use super::{ApiError, ApiState, blocking};
@@ -21,10 +22,6 @@ use crate::jobs::now_ms;
 const TIMEOUT_MIN_S: i64 = 60;
 const TIMEOUT_MAX_S: i64 = 604_800;
 const TIMEOUT_DEFAULT_S: i64 = 3600;
-
-/// Uploads per page unless `limit` says otherwise (Mux's default).
-const DEFAULT_LIMIT: u32 = 25;
-const MAX_LIMIT: u32 = 100;
 
 /// Where an upload's bytes are kept until its asset is made from them.
 pub fn upload_file(spool_dir: &Path, upload_id: &str) -> PathBuf {
@@ -183,16 +180,6 @@ pub async fn create(
 pub struct ListQuery {
     limit: Option<String>,
     page: Option<String>,
-}
-
-fn positive(name: &str, value: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
-    let Some(v) = value else { return Ok(default) };
-    match v.parse::<u32>() {
-        Ok(n) if n >= 1 => Ok(n.min(max)),
-        _ => Err(ApiError::InvalidParameters(format!(
-            "{name} must be a whole number of at least 1, not {v:?}"
-        ))),
-    }
 }
 
 /// `GET /video/v1/uploads`: newest first; a page past the end is
