@@ -73,7 +73,8 @@ fn five_hundred_small_files_all_become_ready_with_flat_memory_and_fds() {
             "not done: {ready} ready\n{}",
             env.logs()
         );
-        std::thread::sleep(Duration::from_secs(2));
+        // Often enough that a fast run still has samples in the early window.
+        std::thread::sleep(Duration::from_millis(500));
     }
     let assets = env.assets();
     assert_eq!(assets.len(), FILES, "one asset per file");
