@@ -61,6 +61,13 @@ fn dropped_1080p_and_2160p_clips_become_ready_and_bad_files_fail_cleanly() {
     assert_eq!(errored.len(), 1);
     assert_eq!(errored[0]["errors"]["type"], "invalid_input");
     let failed = env.data("failed/sub/readme.mp4");
+    // A recently written errored source is held back a few settle times
+    // before it moves (jobs/dispose.rs), so wait for the move itself.
+    common::wait_for(
+        Duration::from_secs(30),
+        "the bad source in the failed folder",
+        || failed.exists(),
+    );
     assert!(
         failed.exists(),
         "bad source moved to the failed folder, keeping its sub-folder"
