@@ -603,12 +603,16 @@ impl ProgressState {
 }
 
 /// `progress`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// Where the job is.
     pub state: ProgressState,
     /// 0–100, or -1 when unknown.
     pub progress: f64,
+    /// Why the job is waiting, while it waits (for the store, say); not
+    /// in Mux's model, and absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `master`.

@@ -72,6 +72,9 @@ pub enum Command {
         #[command(subcommand)]
         command: webhooks::WebhooksCommand,
     },
+    /// Check the store, database, GStreamer elements and folders; one line
+    /// per check, each failure with its fix. Exits non-zero on a failure.
+    Doctor,
     /// Print what probing finds in a file, as JSON.
     Probe {
         /// The media file.
@@ -209,6 +212,14 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Assets { command } => assets(&config, command),
         Command::Webhooks { command } => webhooks::run(&config, command),
+        Command::Doctor => {
+            let _log_level = init_logging("error");
+            if runtime.block_on(crate::doctor::run(&config)) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Probe { .. } => unreachable!("handled above"),
     }
 }

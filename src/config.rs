@@ -5,7 +5,6 @@
 //! file's folder) and reports every problem of a config at once. It must not
 //! touch the file system beyond reading the config itself.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,8 +14,10 @@ use crate::asset::{MaxResolutionTier, VideoQuality};
 
 mod api;
 mod check;
+mod storage;
 mod webhooks;
 pub use api::{ApiConfig, ApiToken, RawApi, UrlInputsConfig};
+pub use storage::{RawS3, RawStorage, S3Config, Secret, StorageConfig};
 pub use webhooks::{Endpoint, RawWebhooks, WebhooksConfig, glob_match};
 
 /// The default configuration, committed as `config.toml` at the repository root.
@@ -84,45 +85,6 @@ pub struct RawIngest {
 
 fn default_max_queued_files() -> usize {
     1000
-}
-
-/// `[storage.s3]` as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawS3 {
-    /// `http(s)://host:port` of an S3-compatible server; absent for AWS.
-    pub endpoint: Option<String>,
-    /// The region to sign for.
-    pub region: Option<String>,
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key (redacted in `Debug`).
-    pub secret_access_key: String,
-    /// Allow a plain-HTTP endpoint (test servers, MinIO on loopback).
-    #[serde(default)]
-    pub allow_http: bool,
-}
-
-impl fmt::Debug for RawS3 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RawS3")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field("allow_http", &self.allow_http)
-            .finish()
-    }
-}
-
-/// `[storage]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawStorage {
-    /// `file://PATH` (relative allowed) or `s3://BUCKET`.
-    pub url: String,
-    /// Credentials and endpoint for `s3://`.
-    pub s3: Option<RawS3>,
 }
 
 /// `[database]` as written.
@@ -200,41 +162,6 @@ pub struct RawConfig {
     /// create-asset request, as TOML.
     #[serde(default)]
     pub profiles: std::collections::BTreeMap<String, toml::Table>,
-}
-
-/// Where outputs are stored, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StorageConfig {
-    /// A folder on local disk.
-    Local {
-        /// The root folder of the store.
-        root: PathBuf,
-    },
-    /// An S3-compatible bucket.
-    S3 {
-        /// The bucket name.
-        bucket: String,
-        /// Endpoint URL, or `None` for AWS.
-        endpoint: Option<String>,
-        /// Signing region.
-        region: String,
-        /// Access key id.
-        access_key_id: String,
-        /// Secret access key.
-        secret_access_key: Secret,
-        /// Whether plain HTTP is allowed.
-        allow_http: bool,
-    },
-}
-
-/// A string that never shows in logs or `Debug` output.
-#[derive(Clone, PartialEq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// A validated configuration with absolute paths.
@@ -322,7 +249,15 @@ impl Config {
         );
         check("ingest.done_dir", self.done_dir == new.done_dir);
         check("ingest.failed_dir", self.failed_dir == new.failed_dir);
-        check("storage", self.storage == new.storage);
+        // An S3 store's settings reload (new credentials, say); moving to
+        // another kind of store or another folder needs a restart.
+        check(
+            "storage",
+            match (&self.storage, &new.storage) {
+                (StorageConfig::S3(_), StorageConfig::S3(_)) => true,
+                (a, b) => a == b,
+            },
+        );
         check("database.path", self.database_path == new.database_path);
         check("transcode.spool_dir", self.spool_dir == new.spool_dir);
         check("transcode.concurrency", self.concurrency == new.concurrency);
@@ -467,13 +402,15 @@ impl RawConfig {
             problems.push("ingest.done_dir must not be the watch folder itself".to_owned());
         }
 
-        let storage = match parse_storage(&self.storage, &resolve) {
-            Ok(s) => Some(s),
-            Err(p) => {
-                problems.push(p);
-                None
-            }
-        };
+        let storage =
+            match storage::parse_storage(&self.storage, &resolve, &|name| std::env::var(name).ok())
+            {
+                Ok(s) => Some(s),
+                Err(p) => {
+                    problems.push(p);
+                    None
+                }
+            };
 
         if ingest.max_queued_files == 0 {
             problems.push("ingest.max_queued_files must be at least 1".to_owned());
@@ -551,49 +488,6 @@ impl RawConfig {
             base_dir: base_dir.to_owned(),
         })
     }
-}
-
-fn parse_storage(
-    raw: &RawStorage,
-    resolve: &dyn Fn(&Path) -> PathBuf,
-) -> Result<StorageConfig, String> {
-    if let Some(rest) = raw.url.strip_prefix("file://") {
-        if rest.is_empty() {
-            return Err("storage.url \"file://\" needs a path".to_owned());
-        }
-        if raw.s3.is_some() {
-            return Err("storage.s3 is set but storage.url is a file:// URL".to_owned());
-        }
-        return Ok(StorageConfig::Local {
-            root: resolve(Path::new(rest)),
-        });
-    }
-    if let Some(bucket) = raw.url.strip_prefix("s3://") {
-        let bucket = bucket.trim_end_matches('/');
-        if bucket.is_empty() || bucket.contains('/') {
-            return Err(format!(
-                "storage.url {:?} must be s3://BUCKET with no path",
-                raw.url
-            ));
-        }
-        let Some(s3) = &raw.s3 else {
-            return Err(
-                "storage.url is s3:// but [storage.s3] (credentials) is missing".to_owned(),
-            );
-        };
-        return Ok(StorageConfig::S3 {
-            bucket: bucket.to_owned(),
-            endpoint: s3.endpoint.clone(),
-            region: s3.region.clone().unwrap_or_else(|| "us-east-1".to_owned()),
-            access_key_id: s3.access_key_id.clone(),
-            secret_access_key: Secret(s3.secret_access_key.clone()),
-            allow_http: s3.allow_http,
-        });
-    }
-    Err(format!(
-        "storage.url {:?} must start with file:// or s3://",
-        raw.url
-    ))
 }
 
 #[cfg(test)]

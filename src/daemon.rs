@@ -228,8 +228,12 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
         })?;
     let api_address = listener.local_addr().ok();
     let ctx = open_context(config, api_address).await?;
-    info!(store = ctx.store.description(), worker = %ctx.worker_id, "Database and store open.");
+    info!(store = %ctx.store.description(), worker = %ctx.worker_id, "Database and store open.");
     recover(&ctx).await?;
+    // `reeld doctor`'s checks, in the log; a misconfigured store pauses
+    // the queue rather than stopping reeld, so the API keeps answering.
+    crate::doctor::log_problems(&ctx.config);
+    jobs::store_watch::check_store(&ctx).await;
     let tokens = crate::api::tokens_for(&ctx.config)?;
 
     // Two stages of stopping: first no new files and no new jobs; then, when
@@ -248,6 +252,10 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
     let mut watcher = tokio::spawn(crate::watch::run(ctx.clone(), stop_taking.child_token()));
     let expiry = tokio::spawn(jobs::expire::run(ctx.clone(), stop_taking.child_token()));
     let purge = tokio::spawn(jobs::purge::run(ctx.clone(), stop_taking.child_token()));
+    let store_watch = tokio::spawn(jobs::store_watch::run(
+        ctx.clone(),
+        stop_taking.child_token(),
+    ));
     // The relay stops with the API, after what is due has been sent.
     let stop_relay = CancellationToken::new();
     let relay = tokio::spawn(crate::webhooks::relay::run(
@@ -331,6 +339,7 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
     }
     let _ = expiry.await;
     let _ = purge.await;
+    let _ = store_watch.await;
     crate::webhooks::relay::flush(
         &ctx,
         WEBHOOK_FLUSH.min(grace.max(std::time::Duration::from_secs(1))),
@@ -371,6 +380,17 @@ fn apply_reload(ctx: &Arc<Context>, reload: Option<&Reload>) {
     }
     if let Err(e) = (reload.log_level)(&new.log_level) {
         warn!(error = %e, "SIGHUP: the log level was not changed.");
+    }
+    if new.storage != ctx.config.storage && !needs_restart.contains(&"storage") {
+        match ctx.store.replace(&new.storage) {
+            Ok(()) => {
+                info!(store = %ctx.store.description(), "SIGHUP: the store settings were reloaded; probing the store.");
+                ctx.store.health().probe_soon();
+            }
+            Err(e) => {
+                error!(error = %e.chain(), "SIGHUP: the new store settings cannot be used; the old ones stay.")
+            }
+        }
     }
     let profiles = new.profiles.len();
     ctx.reload_settings(new);

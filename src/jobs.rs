@@ -14,6 +14,8 @@ pub mod purge;
 pub mod renditions;
 pub mod source;
 pub mod spool;
+pub mod store_watch;
+pub mod storing;
 pub mod transcode;
 
 use std::sync::Arc;
@@ -210,6 +212,16 @@ pub async fn worker_loop(
     info!(worker = index, "Worker started.");
     while !stop_taking.is_cancelled() {
         ctx.worker_alive(index);
+        if ctx.store.health().paused().is_some() {
+            // A misconfigured store: jobs stay queued, using no attempt,
+            // until `store_watch` sees it answer again.
+            tokio::select! {
+                _ = stop_taking.cancelled() => break,
+                _ = ctx.store.health().changed() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+            }
+            continue;
+        }
         let claimed = {
             let db = ctx.db.clone();
             let worker_id = ctx.worker_id.clone();

@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod db;
 pub mod disk;
+pub mod doctor;
 pub mod inspect;
 pub mod jobs;
 pub mod keys;

@@ -136,6 +136,24 @@ impl Fragments {
         })
     }
 
+    /// The elements the fragments name, each once, in order.
+    pub fn element_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for fragment in [&self.basic, &self.plus, &self.premium, &self.aac] {
+            for segment in fragment.description.split('!') {
+                let Some(word) = segment.split_whitespace().next() else {
+                    continue;
+                };
+                // Caps between elements (`video/x-h264,…`) are not elements.
+                if word.contains(['/', '=', '(', '"']) || names.iter().any(|n| n == word) {
+                    continue;
+                }
+                names.push(word.to_owned());
+            }
+        }
+        names
+    }
+
     /// The H.264 encoder for a quality level.
     pub fn video(&self, quality: VideoQuality) -> &Fragment {
         match quality {

@@ -455,7 +455,7 @@ fn say_what_writers_are_visible() {
 
 /// Whether this process can list the open files of a process of another
 /// user; `None` when it found no such process.
-fn other_users_fds_visible() -> Option<bool> {
+pub fn other_users_fds_visible() -> Option<bool> {
     use std::os::unix::fs::MetadataExt;
     let me = std::fs::metadata("/proc/self").ok()?.uid();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {

@@ -39,7 +39,7 @@ pub async fn download(
     if method != Method::GET && method != Method::HEAD {
         return Err(ApiError::MethodNotAllowed);
     }
-    state
+    let expires_s = state
         .ctx
         .links
         .verify(
@@ -50,6 +50,9 @@ pub async fn download(
         )
         .map_err(|e| ApiError::Forbidden(e.to_string()))?;
     check_still_allowed(&state, &asset_id, &file).await?;
+    let Some(root) = state.ctx.store.local_root() else {
+        return presigned_redirect(&state, &method, &asset_id, &file, expires_s, &query).await;
+    };
     // Held until the body is sent (or the client goes away).
     let permit = state
         .downloads
@@ -57,12 +60,6 @@ pub async fn download(
         .try_acquire_owned()
         .map_err(|_| ApiError::TooManyDownloads)?;
 
-    let Some(root) = state.ctx.store.local_root() else {
-        // S3-backed assets get presigned URLs of the store itself instead.
-        return Err(ApiError::NotFound(
-            "This file is not served by reeld.".into(),
-        ));
-    };
     let path = root.join(crate::store::asset_key(&asset_id, &file).to_string());
     let handle = tokio::fs::File::open(&path)
         .await
@@ -327,6 +324,38 @@ fn parse_range(header: &str, size: u64) -> RangeRequest {
 /// `Content-Disposition: attachment` for a client-chosen name: an ASCII
 /// `filename` with anything unsafe replaced (path separators, quotes,
 /// control characters, …), plus RFC 6266's `filename*` for non-ASCII names.
+/// An S3-backed file: a redirect to the store's own presigned URL, which
+/// expires when this signed URL does (S3 allows at most 7 days) and names
+/// the same saved file through `response-content-disposition`. The bytes,
+/// ranges and validators are then the store's.
+async fn presigned_redirect(
+    state: &ApiState,
+    method: &Method,
+    asset_id: &str,
+    file: &str,
+    expires_s: i64,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let lifetime = std::time::Duration::from_secs(
+        expires_s.saturating_sub(crate::clock::now_s()).max(1) as u64,
+    );
+    let disposition = query
+        .get("download")
+        .map(|name| content_disposition(name, file));
+    let key = crate::store::asset_key(asset_id, file);
+    let url = state
+        .ctx
+        .store
+        .presigned_get(method, &key, lifetime, disposition.as_deref())
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot presign {key}: {}", e.chain())))?
+        .ok_or_else(|| ApiError::Internal("the store cannot presign URLs".into()))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::LOCATION, header_value(&url));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok((StatusCode::FOUND, headers).into_response())
+}
+
 fn content_disposition(requested: &str, stored: &str) -> String {
     let cleaned: String = requested
         .chars()

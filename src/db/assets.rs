@@ -88,7 +88,7 @@ pub enum Page {
 }
 
 const ASSET_COLUMNS: &str = "id, created_at, status, settings, ingest_type, summary, errors, \
-                             progress_state, progress, master_expires_at, upload_id";
+                             progress_state, progress, master_expires_at, upload_id, progress_note";
 
 struct AssetRow {
     id: String,
@@ -102,6 +102,7 @@ struct AssetRow {
     progress: f64,
     master_expires_at: Option<i64>,
     upload_id: Option<String>,
+    progress_note: Option<String>,
 }
 
 impl AssetRow {
@@ -118,6 +119,7 @@ impl AssetRow {
             progress: r.get(8)?,
             master_expires_at: r.get(9)?,
             upload_id: r.get(10)?,
+            progress_note: r.get(11)?,
         })
     }
 
@@ -143,6 +145,7 @@ impl AssetRow {
                     corrupt(what(&format!("progress_state {:?}", self.progress_state)))
                 })?,
                 progress: self.progress,
+                reason: self.progress_note,
             },
             master_expires_at: self.master_expires_at,
             upload_id: self.upload_id,
@@ -316,7 +319,7 @@ impl Tx<'_> {
             // Settings that cannot be used: the asset is born errored and its
             // job is already over, so the source goes to the failed folder.
             self.conn.execute(
-                "UPDATE assets SET status = 'errored', errors = ?2, progress_state = 'errored', progress = -1
+                "UPDATE assets SET status = 'errored', progress_note = NULL, errors = ?2, progress_state = 'errored', progress = -1
                  WHERE id = ?1",
                 params![asset.id, to_json(errors)],
             )?;
@@ -340,9 +343,26 @@ impl Tx<'_> {
     ) -> Result<(), DbError> {
         self.ensure_held(lease)?;
         self.conn.execute(
-            "UPDATE assets SET progress_state = ?2, progress = ?3, updated_at = ?4
+            "UPDATE assets SET progress_state = ?2, progress = ?3, updated_at = ?4,
+             progress_note = NULL
              WHERE id = ?1 AND status = 'preparing'",
             params![asset_id, state.as_str(), progress, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Sets (or with `None` clears) why a preparing asset's job is waiting,
+    /// if `lease` still holds its job.
+    pub fn set_progress_note(
+        &self,
+        lease: &Lease,
+        asset_id: &str,
+        note: Option<&str>,
+    ) -> Result<(), DbError> {
+        self.ensure_held(lease)?;
+        self.conn.execute(
+            "UPDATE assets SET progress_note = ?2 WHERE id = ?1 AND status = 'preparing'",
+            params![asset_id, note],
         )?;
         Ok(())
     }
@@ -363,7 +383,7 @@ impl Tx<'_> {
         self.job_done(lease, now_ms)?;
         if let Some(summary) = summary {
             self.conn.execute(
-                "UPDATE assets SET status = 'ready', summary = ?2, errors = NULL,
+                "UPDATE assets SET status = 'ready', progress_note = NULL, summary = ?2, errors = NULL,
                      progress_state = 'completed', progress = 100, updated_at = ?3,
                      master_expires_at = CASE WHEN json_extract(settings, '$.master_access') = 'temporary'
                                               THEN ?4 END
@@ -394,7 +414,7 @@ impl Tx<'_> {
         self.touch(asset_id)?;
         self.job_failed(lease, asset_id, errors, now_ms)?;
         self.conn.execute(
-            "UPDATE assets SET status = 'errored', errors = ?2,
+            "UPDATE assets SET status = 'errored', progress_note = NULL, errors = ?2,
                  progress_state = 'errored', progress = -1, updated_at = ?3
              WHERE id = ?1",
             params![asset_id, to_json(errors), now_ms],

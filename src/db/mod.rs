@@ -127,6 +127,20 @@ pub struct Read<'a> {
     conn: &'a Connection,
 }
 
+impl Read<'_> {
+    /// SQLite's `PRAGMA quick_check` answer (`ok` when sound) and the
+    /// schema version.
+    pub fn quick_check(&self) -> Result<(String, i64), DbError> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        Ok((result, version))
+    }
+}
+
 impl Tx<'_> {
     /// Reads inside this transaction: they see its writes so far.
     pub fn read(&self) -> Read<'_> {

@@ -153,6 +153,10 @@ CREATE INDEX uploads_by_asset ON uploads (asset_id) WHERE asset_id IS NOT NULL;
 ALTER TABLE assets ADD COLUMN upload_id TEXT;
 CREATE INDEX assets_by_upload ON assets (upload_id) WHERE upload_id IS NOT NULL;
 "#,
+    // 8: why a preparing asset's job waits (the store is down, say).
+    r#"
+ALTER TABLE assets ADD COLUMN progress_note TEXT;
+"#,
 ];
 
 /// Applies the migrations `conn`'s file has not had yet.

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::source::HeldSource;
 use super::spool::{attempt_spool, clear_earlier_attempts};
+use super::storing::{requeue_paused, store_failure, store_outputs, store_wait_notes};
 use super::{Context, Finished, ProgressFn, backoff, now_ms};
 use crate::asset::{
     AssetErrors, AssetSettings, MediaSummary, ProgressState, RenditionStatus, ResolutionTier,
@@ -27,7 +28,7 @@ use crate::pipeline::{self, PipelineError, RunOptions};
 use crate::plan::{self, MASTER_NAME, OutputPlan, Plan, RenditionPlan, Scope};
 use crate::probe::{self, MediaInfo, ProbeError};
 use crate::standard;
-use crate::store::{self, StoreError};
+use crate::store;
 
 /// The Mux error type for inputs reeld cannot use.
 pub const INVALID_INPUT: &str = "invalid_input";
@@ -56,6 +57,9 @@ pub enum JobOutcome {
     Transient(String),
     /// Shutdown: back to the queue without using an attempt.
     Cancelled,
+    /// The store is misconfigured: back to the queue without using an
+    /// attempt, and the queue paused until the store answers again.
+    StorePaused(String),
 }
 
 /// Runs the job's steps; records nothing final (see `record_outcome`).
@@ -159,10 +163,14 @@ async fn run_steps(
             .map(|r| r.name)
             .collect();
             let local = spool.join("source-master.mp4");
-            ctx.store
-                .get_to_file(&store::master_key(asset_id), &local)
-                .await
-                .map_err(|e| JobOutcome::Transient(e.to_string()))?;
+            let (waiting, notes) = store_wait_notes(ctx, job);
+            let fetched = ctx
+                .store
+                .get_to_file(&store::master_key(asset_id), &local, &waiting)
+                .await;
+            drop(waiting);
+            let _ = notes.await;
+            fetched.map_err(|e| store_failure(ctx, e))?;
             (local, Some(pending), None)
         }
     };
@@ -216,7 +224,8 @@ async fn run_steps(
         crate::disk::ensure_room(spool, "spool folder", 2 * source_bytes)
             .map_err(JobOutcome::Transient)?;
         if let Some(root) = ctx.store.local_root() {
-            crate::disk::ensure_room(root, "store", source_bytes).map_err(JobOutcome::Transient)?;
+            crate::disk::ensure_room(&root, "store", source_bytes)
+                .map_err(JobOutcome::Transient)?;
         }
         set_progress(ctx, job, ProgressState::Transcoding, 0.0).await;
         transcode_blocking(ctx, job, &source, &plan, spool, cancel, progress).await?;
@@ -236,18 +245,11 @@ async fn run_steps(
         }
     }
     set_progress(ctx, job, ProgressState::Ingesting, 100.0).await;
-    for output in &plan.outputs {
-        if cancel.is_cancelled() {
-            return Err(JobOutcome::Cancelled);
-        }
-        let key = store::asset_key(asset_id, &output.name);
-        let bytes = ctx
-            .store
-            .put_file(&key, &spool.join(&output.name))
-            .await
-            .map_err(|e: StoreError| JobOutcome::Transient(e.to_string()))?;
-        info!(key = %key, bytes, store = ctx.store.description(), "Output stored.");
-    }
+    let (waiting, notes) = store_wait_notes(ctx, job);
+    let stored = store_outputs(ctx, asset_id, &plan, spool, cancel, &waiting).await;
+    drop(waiting);
+    let _ = notes.await;
+    stored?;
     Ok(Stored { summary, files })
 }
 
@@ -646,6 +648,7 @@ pub async fn record_outcome(
         }
         JobOutcome::Transient(message) => requeue(ctx, job, message, false).await,
         JobOutcome::Cancelled => requeue(ctx, job, "stopped by shutdown".into(), true).await,
+        JobOutcome::StorePaused(reason) => requeue_paused(ctx, job, reason).await,
     };
     if matches!(finished, Finished::Ready | Finished::Errored(_)) {
         super::dispose::dispose_pending(ctx).await;

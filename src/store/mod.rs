@@ -6,53 +6,32 @@
 //! `object_store` writes a staging file beside the key and renames it into
 //! place. A half-written output is therefore never readable at its final key.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
-use tokio::io::AsyncReadExt;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 
-use crate::config::StorageConfig;
+use crate::config::{S3Config, StorageConfig};
 
-/// Bytes sent per multipart part.
-const PART_SIZE_BYTES: usize = 16 * 1024 * 1024;
+mod error;
+mod health;
+pub mod probe;
+pub mod retry;
+mod upload;
 
-/// A storage failure.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The store could not be set up from the config.
-    #[error("cannot open the store {what}: {source}")]
-    Open {
-        /// The store's description.
-        what: String,
-        /// The cause.
-        source: object_store::Error,
-    },
-    /// A local file to upload could not be read.
-    #[error("cannot read {path} for upload: {source}")]
-    ReadLocal {
-        /// The file.
-        path: String,
-        /// The I/O failure.
-        source: std::io::Error,
-    },
-    /// The store refused or failed an operation.
-    #[error("store operation on {key} failed: {source}")]
-    Operation {
-        /// The object key.
-        key: String,
-        /// The cause.
-        source: object_store::Error,
-    },
-}
+pub use error::{Problem, StoreError};
+pub use health::Health;
+pub use retry::{Waiting, quietly};
 
-impl StoreError {
-    /// Storage failures are environmental (server down, disk full): retry.
-    pub fn is_transient(&self) -> bool {
-        true
-    }
-}
+/// How long a connection to S3 may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one request may take, a whole part upload included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// The longest a presigned URL lives (SigV4's limit is 7 days).
+pub const MAX_PRESIGNED: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The object key of an asset's file `name` (e.g. `master.mp4`).
 pub fn asset_key(asset_id: &str, name: &str) -> ObjectPath {
@@ -69,18 +48,37 @@ pub fn master_key(asset_id: &str) -> ObjectPath {
     asset_key(asset_id, "master.mp4")
 }
 
-/// The configured object store.
-#[derive(Clone, Debug)]
+/// The configured object store. Clones share one backend, which a SIGHUP
+/// with a new `[storage]` replaces for every later operation (one already
+/// under way finishes on the backend it started on).
+#[derive(Clone)]
 pub struct Store {
-    inner: Arc<dyn ObjectStore>,
-    description: String,
-    /// The root folder of a local store (its free space is checked).
-    local_root: Option<std::path::PathBuf>,
+    current: Arc<RwLock<Arc<Backend>>>,
+    health: Arc<Health>,
 }
 
-impl Store {
-    /// Opens the store described by the config (creating a local root folder).
-    pub fn open(config: &StorageConfig) -> Result<Store, StoreError> {
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("description", &self.description())
+            .finish()
+    }
+}
+
+/// One opened `[storage]`.
+struct Backend {
+    objects: Arc<dyn ObjectStore>,
+    /// The same bucket through its multipart interface, for uploads.
+    s3: Option<Arc<AmazonS3>>,
+    /// Signs download URLs: the bucket at its public endpoint.
+    presigner: Option<Arc<AmazonS3>>,
+    description: String,
+    /// The root folder of a local store (its free space is checked).
+    local_root: Option<PathBuf>,
+}
+
+impl Backend {
+    fn open(config: &StorageConfig) -> Result<Backend, StoreError> {
         match config {
             StorageConfig::Local { root } => {
                 std::fs::create_dir_all(root).map_err(|e| StoreError::Open {
@@ -99,86 +97,155 @@ impl Store {
                     // before the put returns, so before the asset is
                     // committed ready and its source released.
                     .with_fsync(true);
-                Ok(Store {
-                    inner: Arc::new(fs),
+                Ok(Backend {
+                    objects: Arc::new(fs),
+                    s3: None,
+                    presigner: None,
                     description: format!("file://{}", root.display()),
                     local_root: Some(root.clone()),
                 })
             }
-            StorageConfig::S3 {
-                bucket,
-                endpoint,
-                region,
-                access_key_id,
-                secret_access_key,
-                allow_http,
-            } => {
-                let mut builder = object_store::aws::AmazonS3Builder::new()
-                    .with_bucket_name(bucket)
-                    .with_region(region)
-                    .with_access_key_id(access_key_id)
-                    .with_secret_access_key(&secret_access_key.0)
-                    .with_allow_http(*allow_http);
-                if let Some(endpoint) = endpoint {
-                    builder = builder
-                        .with_endpoint(endpoint)
-                        .with_virtual_hosted_style_request(false);
-                }
-                let s3 = builder.build().map_err(|source| StoreError::Open {
-                    what: format!("s3://{bucket}"),
-                    source,
-                })?;
-                Ok(Store {
-                    inner: Arc::new(s3),
-                    description: format!("s3://{bucket}"),
+            StorageConfig::S3(c) => {
+                let s3 = Arc::new(s3_client(c, c.endpoint.as_deref())?);
+                let presigner = match &c.public_endpoint {
+                    Some(public) => Arc::new(s3_client(c, Some(public))?),
+                    None => s3.clone(),
+                };
+                Ok(Backend {
+                    objects: s3.clone(),
+                    s3: Some(s3),
+                    presigner: Some(presigner),
+                    description: format!("s3://{}", c.bucket),
                     local_root: None,
                 })
             }
         }
     }
+}
+
+fn s3_client(c: &S3Config, endpoint: Option<&str>) -> Result<AmazonS3, StoreError> {
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&c.bucket)
+        .with_region(&c.region)
+        .with_access_key_id(&c.access_key_id)
+        .with_secret_access_key(&c.secret_access_key.0)
+        .with_allow_http(c.allow_http)
+        .with_virtual_hosted_style_request(c.virtual_hosted_style)
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(CONNECT_TIMEOUT)
+                .with_timeout(REQUEST_TIMEOUT),
+        )
+        // A few quick retries for a dropped connection; longer outages are
+        // waited out by reeld's own loop, which says so in the log.
+        .with_retry(RetryConfig {
+            backoff: object_store::BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(2),
+                base: 2.0,
+            },
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(20),
+        });
+    if let Some(token) = &c.session_token {
+        builder = builder.with_token(&token.0);
+    }
+    if let Some(endpoint) = endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    builder.build().map_err(|source| StoreError::Open {
+        what: format!("s3://{}", c.bucket),
+        source,
+    })
+}
+
+impl Store {
+    /// Opens the store described by the config (creating a local root folder).
+    pub fn open(config: &StorageConfig) -> Result<Store, StoreError> {
+        Ok(Store {
+            current: Arc::new(RwLock::new(Arc::new(Backend::open(config)?))),
+            health: Arc::default(),
+        })
+    }
+
+    /// Puts a new `[storage]` in place for every later operation (SIGHUP).
+    pub fn replace(&self, config: &StorageConfig) -> Result<(), StoreError> {
+        let backend = Arc::new(Backend::open(config)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = backend;
+        Ok(())
+    }
+
+    fn backend(&self) -> Arc<Backend> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether the queue may use the store.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
 
     /// A human description (`file:///…`, `s3://bucket`) for logs.
-    pub fn description(&self) -> &str {
-        &self.description
+    pub fn description(&self) -> String {
+        self.backend().description.clone()
     }
 
     /// Uploads the local file at `path` to `key`; returns the bytes stored.
-    pub async fn put_file(&self, key: &ObjectPath, path: &Path) -> Result<u64, StoreError> {
-        let read_err = |source| StoreError::ReadLocal {
-            path: path.display().to_string(),
-            source,
-        };
-        let op_err = |source| StoreError::Operation {
-            key: key.to_string(),
-            source,
-        };
-        let mut file = tokio::fs::File::open(path).await.map_err(read_err)?;
-        let upload = self.inner.put_multipart(key).await.map_err(op_err)?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE_BYTES);
-        let mut buf = vec![0u8; 1024 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = match file.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(read_err(e));
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-            writer.wait_for_capacity(4).await.map_err(op_err)?;
-            writer.write(&buf[..n]);
+    /// While the store is unavailable the upload waits and retries, telling
+    /// `waiting`; it returns an error only for other problems.
+    pub async fn put_file(
+        &self,
+        key: &ObjectPath,
+        path: &Path,
+        waiting: Waiting<'_>,
+    ) -> Result<u64, StoreError> {
+        let backend = self.backend();
+        match &backend.s3 {
+            Some(s3) => upload::put_file_s3(s3, key, path, waiting).await,
+            None => upload::put_file_local(&backend.objects, key, path).await,
         }
-        writer.finish().await.map_err(op_err)?;
-        Ok(total)
+    }
+
+    /// A presigned URL for a `method` (GET or HEAD) of `key` that lives `expires_in` (at most
+    /// `MAX_PRESIGNED`), with `response-content-disposition` when
+    /// `disposition` is given. `None` for a local store, whose files reeld
+    /// serves itself.
+    pub async fn presigned_get(
+        &self,
+        method: &axum::http::Method,
+        key: &ObjectPath,
+        expires_in: Duration,
+        disposition: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        use object_store::signer::{SignedUrlOptions, Signer};
+        let backend = self.backend();
+        let Some(presigner) = &backend.presigner else {
+            return Ok(None);
+        };
+        let mut options = SignedUrlOptions::default();
+        if let Some(d) = disposition {
+            options = options.with_query([("response-content-disposition", d)]);
+        }
+        let url = presigner
+            .signed_url_opts(
+                method.clone(),
+                key,
+                expires_in.clamp(Duration::from_secs(1), MAX_PRESIGNED),
+                &options,
+            )
+            .await
+            .map_err(|source| StoreError::Operation {
+                key: key.to_string(),
+                source,
+            })?;
+        Ok(Some(url.to_string()))
     }
 
     /// The size of the object at `key`, or `None` when it does not exist.
     pub async fn size_of(&self, key: &ObjectPath) -> Result<Option<u64>, StoreError> {
-        match self.inner.head(key).await {
+        match self.backend().objects.head(key).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(source) => Err(StoreError::Operation {
@@ -188,8 +255,18 @@ impl Store {
         }
     }
 
-    /// Downloads the object at `key` into a local file, streaming.
-    pub async fn get_to_file(&self, key: &ObjectPath, path: &Path) -> Result<u64, StoreError> {
+    /// Downloads the object at `key` into a local file, streaming; while the
+    /// store is unavailable it waits, tells `waiting`, and starts again.
+    pub async fn get_to_file(
+        &self,
+        key: &ObjectPath,
+        path: &Path,
+        waiting: Waiting<'_>,
+    ) -> Result<u64, StoreError> {
+        retry::persist("downloading", waiting, || self.get_to_file_once(key, path)).await
+    }
+
+    async fn get_to_file_once(&self, key: &ObjectPath, path: &Path) -> Result<u64, StoreError> {
         use futures::StreamExt;
         use tokio::io::AsyncWriteExt;
         let op_err = |source| StoreError::Operation {
@@ -200,7 +277,8 @@ impl Store {
             path: path.display().to_string(),
             source,
         };
-        let mut stream = self.inner.get(key).await.map_err(op_err)?.into_stream();
+        let objects = self.backend().objects.clone();
+        let mut stream = objects.get(key).await.map_err(op_err)?.into_stream();
         let mut file = tokio::fs::File::create(path).await.map_err(local_err)?;
         let mut total = 0u64;
         while let Some(chunk) = stream.next().await {
@@ -218,7 +296,7 @@ impl Store {
     /// interrupted multipart upload is invisible and costs only storage until
     /// the bucket's AbortIncompleteMultipartUpload rule removes it.
     pub fn remove_interrupted_uploads(&self) -> usize {
-        let Some(root) = &self.local_root else {
+        let Some(root) = self.local_root() else {
             return 0;
         };
         let mut removed = 0;
@@ -239,8 +317,8 @@ impl Store {
     }
 
     /// The root folder of a local store; `None` for S3.
-    pub fn local_root(&self) -> Option<&Path> {
-        self.local_root.as_deref()
+    pub fn local_root(&self) -> Option<PathBuf> {
+        self.backend().local_root.clone()
     }
 
     /// Deletes every object under `prefix` (an asset's folder). Returns how
@@ -251,15 +329,15 @@ impl Store {
             key: prefix.to_string(),
             source,
         };
-        let keys: Vec<ObjectPath> = self
-            .inner
+        let objects = self.backend().objects.clone();
+        let keys: Vec<ObjectPath> = objects
             .list(Some(prefix))
             .map_ok(|meta| meta.location)
             .try_collect()
             .await
             .map_err(op_err)?;
         for key in &keys {
-            match self.inner.delete(key).await {
+            match objects.delete(key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(source) => {
                     return Err(StoreError::Operation {
@@ -274,7 +352,7 @@ impl Store {
 
     /// Deletes one object; deleting what is already gone is not an error.
     pub async fn delete(&self, key: &ObjectPath) -> Result<(), StoreError> {
-        match self.inner.delete(key).await {
+        match self.backend().objects.delete(key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(source) => Err(StoreError::Operation {
                 key: key.to_string(),
@@ -289,7 +367,8 @@ impl Store {
             key: key.to_string(),
             source,
         };
-        self.inner
+        self.backend()
+            .objects
             .get(key)
             .await
             .map_err(op_err)?
@@ -340,7 +419,10 @@ mod tests {
         std::fs::write(&src, &data).unwrap();
         let key = master_key("x");
         assert_eq!(store.size_of(&key).await.unwrap(), None);
-        assert_eq!(store.put_file(&key, &src).await.unwrap(), data.len() as u64);
+        assert_eq!(
+            store.put_file(&key, &src, &quietly).await.unwrap(),
+            data.len() as u64
+        );
         assert_eq!(
             store.get_bytes(&key).await.unwrap().as_ref(),
             data.as_slice()

@@ -1,0 +1,79 @@
+//! Ends a pause of the queue: while the store is misconfigured, probes it
+//! (a round trip under `reeld-probe/`) every `PROBE_EVERY`, and at once
+//! after a SIGHUP brought a new `[storage]`. When the probe passes, the
+//! queue opens and the waiting jobs are taken.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::Context;
+use crate::store::{Problem, probe};
+
+/// How often a paused queue probes the store.
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+
+/// Probes the store once and opens or pauses the queue by the result.
+/// Returns whether the store can be used.
+pub async fn check_store(ctx: &Context) -> bool {
+    let steps = probe::round_trip(&ctx.store, &probe_tag(&ctx.worker_id)).await;
+    let health = ctx.store.health();
+    match probe::first_failure(steps) {
+        None => {
+            if health.resume() {
+                info!(
+                    store = %ctx.store.description(),
+                    "The store answers again; the queue resumes."
+                );
+                ctx.queue_signal.notify_waiters();
+            }
+            true
+        }
+        Some((step, e)) => {
+            match e.problem() {
+                Problem::Misconfigured => {
+                    let advice = e.advice(&ctx.store.description());
+                    if health.pause(&advice) {
+                        error!(
+                            step,
+                            error = %e.chain(),
+                            "{advice} The queue is paused: jobs stay queued and use no \
+                             attempt until the store answers again."
+                        );
+                    } else {
+                        debug!(step, error = %e.chain(), "The store still refuses reeld.");
+                    }
+                }
+                Problem::Unavailable | Problem::Failed => {
+                    warn!(step, error = %e.chain(), "The store cannot be reached yet.");
+                }
+            }
+            false
+        }
+    }
+}
+
+/// A probe object's name for this process (its worker id, made key-safe).
+fn probe_tag(worker_id: &str) -> String {
+    worker_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// Runs until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let health = ctx.store.health();
+    loop {
+        let paused = health.paused().is_some();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = health.probe_requested() => {}
+            _ = tokio::time::sleep(PROBE_EVERY), if paused => {}
+            _ = health.changed(), if !paused => continue,
+        }
+        check_store(&ctx).await;
+    }
+}
