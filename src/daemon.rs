@@ -233,6 +233,7 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
     // `reeld doctor`'s checks, in the log; a misconfigured store pauses
     // the queue rather than stopping reeld, so the API keeps answering.
     crate::doctor::log_problems(&ctx.config);
+    jobs::store_watch::remove_stale_probes(&ctx).await;
     jobs::store_watch::check_store(&ctx).await;
     let tokens = crate::api::tokens_for(&ctx.config)?;
 

@@ -141,7 +141,12 @@ pub async fn store_checks(config: &Config) -> Vec<Check> {
         }
     };
     let where_ = store.description();
-    let tag = format!("doctor-{}", std::process::id());
+    // Traceable like a daemon's probe, so a leftover is removed at start-up.
+    let tag = crate::jobs::store_watch::probe_tag(&format!(
+        "{}:{}:doctor",
+        crate::jobs::hostname(),
+        std::process::id()
+    ));
     probe::round_trip(&store, &tag)
         .await
         .into_iter()

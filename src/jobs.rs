@@ -169,7 +169,8 @@ pub fn new_worker_id() -> String {
     format!("{host}:{}:{nonce}", std::process::id())
 }
 
-fn hostname() -> String {
+/// This machine's host name (`localhost` when it cannot be read).
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "localhost".to_owned())

@@ -446,7 +446,7 @@ fn an_asset_over_its_whole_life() {
         (got.status, got.header("content-type")),
         (200, Some("audio/mp4"))
     );
-    let stored = env.data(&format!("store/assets/{id}/audio.m4a"));
+    let stored = env.stored(&id, "audio.m4a");
     assert!(stored.exists());
     let deleted = api.request(
         "DELETE",
@@ -489,8 +489,8 @@ fn an_asset_over_its_whole_life() {
         Duration::from_secs(30),
         "the deleted asset's files to go",
         || {
-            !env.data(&format!("store/assets/{id}")).exists()
-                || common::files_below(&env.data(&format!("store/assets/{id}"))).is_empty()
+            !env.store_root().join("assets").join(&id).exists()
+                || common::files_below(&env.store_root().join("assets").join(&id)).is_empty()
         },
     );
     assert!(clip.exists(), "an API input file is never touched");
@@ -543,10 +543,7 @@ fn legacy_mp4_support_is_added_and_removed() {
     let asset = r.json()["data"].clone();
     assert!(asset.get("mp4_support").is_none());
     assert!(asset.get("static_renditions").is_none(), "{asset:#}");
-    assert!(
-        !env.data(&format!("store/assets/{id}/capped-1080p.mp4"))
-            .exists()
-    );
+    assert!(!env.stored(&id, "capped-1080p.mp4").exists());
     assert!(env.master_path(&id).exists());
 }
 
@@ -622,7 +619,7 @@ fn an_asset_being_made_refuses_what_needs_it_ready_and_can_be_deleted() {
         || env.logs().contains("Deleted asset's files removed."),
     );
     assert!(env.logs().contains("Job stopped."), "{}", env.logs());
-    assert!(common::files_below(&env.data(&format!("store/assets/{id}"))).is_empty());
+    assert!(common::files_below(&env.store_root().join("assets").join(&id)).is_empty());
     assert!(!env.data(&format!("spool/{id}")).exists());
     assert!(source.exists(), "an API input file is never touched");
     // The worker is free again: a new asset is made.

@@ -1,13 +1,14 @@
 //! Signed downloads of stored files over real HTTP: ranges, validators,
 //! `download=` names, tampered and expired URLs (with a clock the test
-//! moves), and downloads while a transcode runs.
+//! moves), and downloads while a transcode runs. These are reeld serving a
+//! local store's files itself; S3 files redirect to the store (s3_store.rs).
 
 mod common;
 
 use std::time::Duration;
 
 use common::http::{Api, Http, file_url, wait_for_asset};
-use common::{ClipSpec, TestEnv, make_clip};
+use common::{ClipSpec, StoreKind, TestEnv, make_clip};
 use serde_json::json;
 
 const READY_WITHIN: Duration = Duration::from_secs(120);
@@ -43,7 +44,7 @@ fn get(api: &Api, url: &str, headers: &[&str]) -> Http {
 
 #[test]
 fn ranges_validators_and_names_behave_as_a_static_file_server() {
-    let env = TestEnv::new(&[]);
+    let env = TestEnv::with_store(StoreKind::Local, &[]);
     let (_daemon, api, id, url) = ready_master(&env);
     let file = std::fs::read(env.master_path(&id)).unwrap();
     let size = file.len();
@@ -140,7 +141,7 @@ fn ranges_validators_and_names_behave_as_a_static_file_server() {
 
 #[test]
 fn tampered_foreign_and_expired_urls_are_refused() {
-    let env = TestEnv::new(&[]);
+    let env = TestEnv::with_store(StoreKind::Local, &[]);
     let (_daemon, api, id, url) = ready_master(&env);
     assert_eq!(get(&api, &url, &[]).status, 200);
     let parsed = url::Url::parse(&url).unwrap();
@@ -189,7 +190,7 @@ fn tampered_foreign_and_expired_urls_are_refused() {
 
 #[test]
 fn a_url_from_another_key_is_refused() {
-    let env = TestEnv::new(&[]);
+    let env = TestEnv::with_store(StoreKind::Local, &[]);
     let (mut daemon, api, _id, url) = ready_master(&env);
     assert_eq!(get(&api, &url, &[]).status, 200);
     daemon.terminate();
@@ -209,7 +210,7 @@ fn a_url_from_another_key_is_refused() {
 
 #[test]
 fn downloads_run_while_a_transcode_does() {
-    let env = TestEnv::new(&[]);
+    let env = TestEnv::with_store(StoreKind::Local, &[]);
     // 100 ms per encoded frame: the encode below takes half a minute, so it
     // certainly runs all through the downloads (the ready master is a
     // remux and never meets the encoder).
@@ -272,10 +273,13 @@ fn downloads_run_while_a_transcode_does() {
 
 #[test]
 fn downloads_beyond_the_limit_wait_their_turn() {
-    let env = TestEnv::new(&[(
-        "max_concurrent_downloads = 256",
-        "max_concurrent_downloads = 1",
-    )]);
+    let env = TestEnv::with_store(
+        StoreKind::Local,
+        &[(
+            "max_concurrent_downloads = 256",
+            "max_concurrent_downloads = 1",
+        )],
+    );
     let (_daemon, api, id, url) = ready_master(&env);
     // A master larger than the socket buffers, and a client that reads it
     // slowly: it holds the one download slot.

@@ -185,7 +185,7 @@ fn kill_9_at_random_moments_loses_nothing_and_doubles_nothing() {
         assert_faststart(&master);
         assert!((duration_of(&ffprobe(&master)) - 2.0).abs() < 0.1);
     }
-    let stored = files_below(&env.data("store"));
+    let stored = files_below(&env.store_root());
     assert_eq!(
         stored, expected,
         "the store holds the ready assets' files and nothing else"

@@ -23,10 +23,7 @@ fn file<'a>(asset: &'a Value, name: &str) -> &'a Value {
 }
 
 fn stored(env: &TestEnv, asset: &Value, name: &str) -> std::path::PathBuf {
-    env.data(&format!(
-        "store/assets/{}/{name}",
-        asset["id"].as_str().unwrap()
-    ))
+    env.stored(asset["id"].as_str().unwrap(), name)
 }
 
 /// Checks a stored rendition with ffprobe against its record.

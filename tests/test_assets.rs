@@ -76,7 +76,7 @@ fn test_assets_are_ten_seconds_watermarked_and_expire_after_a_day() {
         vec![&Value::String(normal_id.clone())],
         "the normal asset stays"
     );
-    let folder = env.data(&format!("store/assets/{test_id}"));
+    let folder = env.store_root().join("assets").join(&test_id);
     let files: Vec<_> = std::fs::read_dir(&folder)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();

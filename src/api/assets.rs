@@ -51,11 +51,15 @@ fn not_found() -> ApiError {
 }
 
 fn view(state: &ApiState, record: AssetRecord) -> Result<Asset, ApiError> {
-    Ok(crate::view::asset(
-        record,
-        Some(&state.ctx.links),
-        crate::clock::now_s(),
-    )?)
+    let mut asset = crate::view::asset(record, Some(&state.ctx.links), crate::clock::now_s())?;
+    // While the queue is paused, a preparing asset says why it waits.
+    if asset.status == crate::asset::AssetStatus::Preparing
+        && asset.progress.reason.is_none()
+        && let Some(why) = state.ctx.store.health().paused()
+    {
+        asset.progress.reason = Some(format!("Queued until the store can be used: {why}"));
+    }
+    Ok(asset)
 }
 
 async fn load(state: &ApiState, id: &str) -> Result<AssetRecord, ApiError> {

@@ -55,12 +55,26 @@ pub async fn check_store(ctx: &Context) -> bool {
     }
 }
 
-/// A probe object's name for this process (its worker id, made key-safe).
-fn probe_tag(worker_id: &str) -> String {
-    worker_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
+/// A probe object's name for this process: its worker id with `_` for
+/// `:` (host names have no `_`), so a leftover can be traced to its process.
+pub fn probe_tag(worker_id: &str) -> String {
+    worker_id.replace(':', "_")
+}
+
+/// Removes probe objects left by processes of this host that died in the
+/// middle of a probe (they would otherwise stay in the bucket for ever).
+pub async fn remove_stale_probes(ctx: &Context) {
+    let prefix = object_store::path::Path::from(probe::PROBE_PREFIX);
+    let Ok(keys) = ctx.store.list(&prefix).await else {
+        return;
+    };
+    for key in keys {
+        let tag = key.filename().unwrap_or_default();
+        let worker = tag.replace('_', ":");
+        if super::worker_is_dead(&worker, &ctx.worker_id) && ctx.store.delete(&key).await.is_ok() {
+            info!(key = %key, "Removed a store probe a stopped process left.");
+        }
+    }
 }
 
 /// Runs until `shutdown`.

@@ -150,14 +150,16 @@ pub fn classify(e: &object_store::Error) -> Problem {
 
 fn classify_generic(e: &object_store::Error) -> Problem {
     // Connect errors, timeouts and dropped connections surface as an
-    // HttpError somewhere in the chain.
+    // HttpError somewhere in the chain. Its other kinds (a body that does
+    // not decode, a request that cannot even be built) are not outages.
     let mut source = e.source();
     while let Some(inner) = source {
-        if inner
-            .downcast_ref::<object_store::client::HttpError>()
-            .is_some()
-        {
-            return Problem::Unavailable;
+        if let Some(http) = inner.downcast_ref::<object_store::client::HttpError>() {
+            use object_store::client::HttpErrorKind as K;
+            return match http.kind() {
+                K::Connect | K::Request | K::Timeout | K::Interrupted => Problem::Unavailable,
+                _ => Problem::Failed,
+            };
         }
         source = inner.source();
     }

@@ -129,10 +129,12 @@ fn s3_client(c: &S3Config, endpoint: Option<&str>) -> Result<AmazonS3, StoreErro
         .with_region(&c.region)
         .with_access_key_id(&c.access_key_id)
         .with_secret_access_key(&c.secret_access_key.0)
-        .with_allow_http(c.allow_http)
         .with_virtual_hosted_style_request(c.virtual_hosted_style)
+        // The whole client options: `allow_http` is one of them, so it is
+        // set here rather than beside them, where this would undo it.
         .with_client_options(
             ClientOptions::new()
+                .with_allow_http(c.allow_http)
                 .with_connect_timeout(CONNECT_TIMEOUT)
                 .with_timeout(REQUEST_TIMEOUT),
         )
@@ -300,7 +302,7 @@ impl Store {
             return 0;
         };
         let mut removed = 0;
-        let mut stack = vec![root.join("assets")];
+        let mut stack = vec![root.join("assets"), root.join(probe::PROBE_PREFIX)];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let path = entry.path();
@@ -348,6 +350,21 @@ impl Store {
             }
         }
         Ok(keys.len())
+    }
+
+    /// The keys of every object under `prefix`.
+    pub async fn list(&self, prefix: &ObjectPath) -> Result<Vec<ObjectPath>, StoreError> {
+        use futures::TryStreamExt;
+        let objects = self.backend().objects.clone();
+        objects
+            .list(Some(prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|source| StoreError::Operation {
+                key: prefix.to_string(),
+                source,
+            })
     }
 
     /// Deletes one object; deleting what is already gone is not an error.

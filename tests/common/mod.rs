@@ -7,6 +7,7 @@
 pub mod http;
 pub mod receiver;
 pub mod rng;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -252,12 +253,38 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
     /// The config file.
     pub config: PathBuf,
+    /// The S3 server the store is on, when it is on one.
+    pub s3: Option<s3::S3Server>,
+}
+
+/// Which store a test installation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `file://data/store`.
+    Local,
+    /// A bucket on an S3 server the test starts.
+    S3,
+}
+
+impl StoreKind {
+    /// `REELD_TEST_STORE=s3` runs the suite on S3; local disk otherwise.
+    pub fn from_env() -> StoreKind {
+        match std::env::var("REELD_TEST_STORE").as_deref() {
+            Ok("s3") => StoreKind::S3,
+            _ => StoreKind::Local,
+        }
+    }
 }
 
 impl TestEnv {
     /// A config with a 1 s settle time; `extra` replaces lines of the default
-    /// (pairs of `(from, to)`).
+    /// (pairs of `(from, to)`). The store is the one `REELD_TEST_STORE` asks for.
     pub fn new(replacements: &[(&str, &str)]) -> TestEnv {
+        TestEnv::with_store(StoreKind::from_env(), replacements)
+    }
+
+    /// As `new`, on the store `kind`.
+    pub fn with_store(kind: StoreKind, replacements: &[(&str, &str)]) -> TestEnv {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut text =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
@@ -283,9 +310,32 @@ impl TestEnv {
             http::TOKEN_ID,
             http::TOKEN_SECRET
         );
+        let local_store = "url = \"file://data/store\"";
+        let s3 = match kind {
+            StoreKind::S3 if text.contains(local_store) => {
+                let server = s3::S3Server::start();
+                text = text.replace(local_store, &server.storage_toml(s3::SECRET_KEY));
+                Some(server)
+            }
+            _ => None,
+        };
         let config = dir.path().join("config.toml");
         std::fs::write(&config, text).expect("config is writable");
-        TestEnv { dir, config }
+        TestEnv { dir, config, s3 }
+    }
+
+    /// The folder asset files are stored under (`assets/ID/NAME` below it):
+    /// the local store's root, or the S3 server's bucket folder.
+    pub fn store_root(&self) -> PathBuf {
+        match &self.s3 {
+            Some(server) => server.bucket_dir(),
+            None => self.data("store"),
+        }
+    }
+
+    /// The stored file `name` of an asset.
+    pub fn stored(&self, asset_id: &str, name: &str) -> PathBuf {
+        self.store_root().join("assets").join(asset_id).join(name)
     }
 
     /// Appends TOML to the config (tables such as `[webhooks]`).
@@ -473,7 +523,7 @@ impl TestEnv {
 
     /// The stored master of an asset.
     pub fn master_path(&self, asset_id: &str) -> PathBuf {
-        self.data(&format!("store/assets/{asset_id}/master.mp4"))
+        self.stored(asset_id, "master.mp4")
     }
 }
 
