@@ -352,7 +352,7 @@ fn an_asset_over_its_whole_life() {
         .as_str()
         .expect("a ready file carries a signed url")
         .to_owned();
-    let got = api.with_credentials(None).get(&highest_url);
+    let got = api.download(&highest_url);
     assert_eq!(got.status, 200);
     assert_eq!(got.header("content-type"), Some("video/mp4"));
     assert_eq!(
@@ -387,7 +387,7 @@ fn an_asset_over_its_whole_life() {
     assert_eq!(on["master_access"], "temporary");
     assert_eq!(on["master"]["status"], "ready");
     let master_url = on["master"]["url"].as_str().unwrap().to_owned();
-    let master = api.with_credentials(None).get(&master_url);
+    let master = api.download(&master_url);
     assert_eq!(master.status, 200);
     assert_eq!(
         master.body.len() as u64,
@@ -439,9 +439,7 @@ fn an_asset_over_its_whole_life() {
         .find(|f| f["name"] == "audio.m4a")
         .unwrap()
         .clone();
-    let got = api
-        .with_credentials(None)
-        .get(audio["url"].as_str().unwrap());
+    let got = api.download(audio["url"].as_str().unwrap());
     assert_eq!(
         (got.status, got.header("content-type")),
         (200, Some("audio/mp4"))

@@ -392,12 +392,11 @@ fn watch_profiles_and_sidecars_apply_and_travel_with_the_source() {
         "{message}"
     );
     // The bad file and its sidecar went to the failed folder together.
-    for _ in 0..40 {
-        if env.data("failed/bad.json").exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(env.data("failed/bad.mp4").exists() && env.data("failed/bad.json").exists());
+    // An errored source is held back a few settle times before it moves.
+    common::wait_for(
+        Duration::from_secs(30),
+        "the bad file and its sidecar in failed/",
+        || env.data("failed/bad.mp4").exists() && env.data("failed/bad.json").exists(),
+    );
     assert!(!watch.join("bad.json").exists());
 }

@@ -192,6 +192,18 @@ impl Api {
         self.request("GET", path, None, &[])
     }
 
+    /// A signed download URL fetched as a browser fetches it, with no
+    /// credentials and following a redirect: an S3 store's files redirect
+    /// to the store's presigned URLs; a local store's are served directly.
+    pub fn download(&self, url: &str) -> Http {
+        let plain = self.with_credentials(None);
+        let first = plain.get(url);
+        match (first.status, first.header("location")) {
+            (302, Some(location)) => plain.get(location),
+            _ => first,
+        }
+    }
+
     fn curl(&self, method: &str, url: &str, body: Option<String>, headers: &[&str]) -> Http {
         let out_file = tempfile::NamedTempFile::new_in(&self.scratch).unwrap();
         let mut cmd = Command::new("curl");
