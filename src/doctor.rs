@@ -26,6 +26,7 @@ const REQUIRED_ELEMENTS: &[&str] = &[
     "h264parse",
     "aacparse",
     "queue",
+    "multiqueue",
     "tee",
     "capsfilter",
     "videoconvert",

@@ -36,6 +36,10 @@ use crate::plan::{AudioTarget, Plan, Scaler, VideoTarget};
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Raw frames a video branch may buffer before it holds the decoder back.
 const VIDEO_QUEUE_FRAMES: u32 = 8;
+/// Encoded media waiting at a muxer's input, at most.
+const MUXER_QUEUE_TIME: gst::ClockTime = gst::ClockTime::from_seconds(20);
+/// Bytes of packets the copied streams of a remux may hold, all together.
+const COPY_QUEUE_BYTES: u32 = 32 * 1024 * 1024;
 /// VBV buffer of capped encodes, in ms of the maximum rate (2 s, as ffmpeg's
 /// `-bufsize 2×maxrate`).
 const VBV_BUFFER_MS: u32 = 2000;
@@ -342,6 +346,8 @@ pub fn transcode(
     let uses_video = plan.outputs.iter().any(|o| o.video.is_some());
     let uses_audio = plan.outputs.iter().any(|o| o.audio.is_some());
     if remux {
+        let copies = copy_queue()?;
+        add(&[&copies])?;
         for (index, _) in plan
             .video_encodes
             .iter()
@@ -352,7 +358,7 @@ pub fn transcode(
                 .field("stream-format", "avc")
                 .field("alignment", "au")
                 .build();
-            let (entry, tee, position) = build_copy(&pipeline, "video", caps)?;
+            let (entry, tee, position) = build_copy(&pipeline, &copies, "video", caps)?;
             entries.push(entry);
             positions.push(position);
             for (output, mux) in plan.outputs.iter().zip(&muxers) {
@@ -371,7 +377,7 @@ pub fn transcode(
                 .field("mpegversion", 4i32)
                 .field("stream-format", "raw")
                 .build();
-            let (entry, tee, position) = build_copy(&pipeline, "audio", caps)?;
+            let (entry, tee, position) = build_copy(&pipeline, &copies, "audio", caps)?;
             entries.push(entry);
             positions.push(position);
             for (output, mux) in plan.outputs.iter().zip(&muxers) {
@@ -614,18 +620,55 @@ fn limit_stream(entry: &gst::Pad, limit: gst::ClockTime) {
 /// muxer takes (the parser converts to them) → a tee for every output.
 fn build_copy(
     pipeline: &gst::Pipeline,
+    copies: &gst::Element,
     kind: &'static str,
     caps: gst::Caps,
 ) -> Result<(Entry, gst::Element, Arc<AtomicU64>), PipelineError> {
-    // Packets are small and the muxer is fast: unbounded, so that a file
-    // whose streams are badly interleaved cannot block the demuxer.
-    let entry = queue(0)?;
+    let sink = copies
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| PipelineError::Build {
+            what: "multiqueue gave no sink pad".into(),
+        })?;
+    let src_name = sink.name().replace("sink_", "src_");
+    let src = copies
+        .static_pad(&src_name)
+        .ok_or_else(|| PipelineError::Build {
+            what: format!("multiqueue has no {src_name}"),
+        })?;
     let filter = make("capsfilter")?;
     filter.set_property("caps", caps);
     let tee = make("tee")?;
-    add_and_link(pipeline, &[entry.clone(), filter.clone(), tee.clone()])?;
+    add_and_link(pipeline, &[filter.clone(), tee.clone()])?;
+    src.link(
+        &filter
+            .static_pad("sink")
+            .expect("capsfilter has a sink pad"),
+    )
+    .map_err(|e| PipelineError::Build {
+        what: format!("cannot link the copy queue: {e:?}"),
+    })?;
     let position = track_position(&filter.static_pad("src").expect("capsfilter has a src pad"));
-    Ok((Entry::at(kind, &entry), tee, position))
+    Ok((
+        Entry {
+            kind,
+            sink,
+            linked: false,
+        },
+        tee,
+        position,
+    ))
+}
+
+/// The one queue every copied stream passes: bounded (a remux of any size
+/// holds at most `COPY_QUEUE_BYTES` of packets), and a multiqueue, which
+/// raises the bound of a full stream while another runs empty, so a source
+/// whose streams are badly interleaved cannot block the demuxer.
+fn copy_queue() -> Result<gst::Element, PipelineError> {
+    let q = make("multiqueue")?;
+    q.set_property("max-size-buffers", 0u32);
+    q.set_property("max-size-bytes", COPY_QUEUE_BYTES);
+    q.set_property("max-size-time", 0u64);
+    Ok(q)
 }
 
 /// Decoded video → upright, deinterlaced, frame-rate capped → a tee that
@@ -807,9 +850,16 @@ fn feed_muxer(
     mux: &gst::Element,
     template: &str,
 ) -> Result<(), PipelineError> {
-    // Encoded data is small: unbounded, so one muxer waiting for its other
-    // stream never blocks the others.
-    let q = queue(0)?;
+    // Bounded by time, not unbounded: a remux feeds whole packets at disk
+    // speed, and an unbounded queue here held half of a 2 GB source in
+    // memory. The bound is far above what a muxer waits for its other
+    // stream (encoder delay, a few seconds); a longer wait, an audio track
+    // that starts late, backs up into the multiqueue (remux) or decodebin's
+    // own, which grow while another stream runs empty.
+    let q = make("queue")?;
+    q.set_property("max-size-buffers", 0u32);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", MUXER_QUEUE_TIME.nseconds());
     add_and_link(pipeline, std::slice::from_ref(&q))?;
     link_chain(&[encoded_tee, &q])?;
     let mux_pad = mux
