@@ -260,6 +260,7 @@ fn a_wrong_secret_pauses_the_queue_until_sighup_brings_the_right_one() {
     // The doctor names the problem and what to check.
     let out = env.reeld(&["doctor"]);
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("reeld doctor, wrong secret:\n{report}");
     assert!(!out.status.success(), "{report}");
     let write = report
         .lines()
@@ -318,6 +319,7 @@ fn a_wrong_secret_pauses_the_queue_until_sighup_brings_the_right_one() {
 
     let out = env.reeld(&["doctor"]);
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("reeld doctor, right secret:\n{report}");
     assert!(out.status.success(), "{report}");
     for step in ["write", "read", "list", "delete"] {
         assert!(
