@@ -382,17 +382,19 @@ fn apply_reload(ctx: &Arc<Context>, reload: Option<&Reload>) {
     if let Err(e) = (reload.log_level)(&new.log_level) {
         warn!(error = %e, "SIGHUP: the log level was not changed.");
     }
-    if new.storage != ctx.config.storage && !needs_restart.contains(&"storage") {
+    if new.storage != ctx.store.config() && !needs_restart.contains(&"storage") {
         match ctx.store.replace(&new.storage) {
             Ok(()) => {
-                info!(store = %ctx.store.description(), "SIGHUP: the store settings were reloaded; probing the store.");
-                ctx.store.health().probe_soon();
+                info!(store = %ctx.store.description(), "SIGHUP: the store settings were reloaded.")
             }
             Err(e) => {
                 error!(error = %e.chain(), "SIGHUP: the new store settings cannot be used; the old ones stay.")
             }
         }
     }
+    // Probed even with the settings unchanged: the operator may have fixed
+    // the server side (created the bucket, granted the policy).
+    ctx.store.health().probe_soon();
     let profiles = new.profiles.len();
     ctx.reload_settings(new);
     info!(

@@ -38,8 +38,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const VIDEO_QUEUE_FRAMES: u32 = 8;
 /// Encoded media waiting at a muxer's input, at most.
 const MUXER_QUEUE_TIME: gst::ClockTime = gst::ClockTime::from_seconds(20);
-/// Bytes of packets the copied streams of a remux may hold, all together.
-const COPY_QUEUE_BYTES: u32 = 32 * 1024 * 1024;
+/// Packets each copied stream of a remux may hold (more while another
+/// stream runs empty).
+const COPY_QUEUE_PACKETS: u32 = 512;
 /// VBV buffer of capped encodes, in ms of the maximum rate (2 s, as ffmpeg's
 /// `-bufsize 2×maxrate`).
 const VBV_BUFFER_MS: u32 = 2000;
@@ -363,7 +364,7 @@ pub fn transcode(
             positions.push(position);
             for (output, mux) in plan.outputs.iter().zip(&muxers) {
                 if output.video == Some(index) {
-                    feed_muxer(&pipeline, &tee, mux, "video_%u")?;
+                    feed_muxer(&pipeline, &tee, mux, "video_%u", true)?;
                 }
             }
         }
@@ -382,7 +383,7 @@ pub fn transcode(
             positions.push(position);
             for (output, mux) in plan.outputs.iter().zip(&muxers) {
                 if output.audio == Some(index) {
-                    feed_muxer(&pipeline, &tee, mux, "audio_%u")?;
+                    feed_muxer(&pipeline, &tee, mux, "audio_%u", true)?;
                 }
             }
         }
@@ -414,7 +415,7 @@ pub fn transcode(
             positions.push(position);
             for (output, mux) in plan.outputs.iter().zip(&muxers) {
                 if output.video == Some(index) {
-                    feed_muxer(&pipeline, &encoded_tee, mux, "video_%u")?;
+                    feed_muxer(&pipeline, &encoded_tee, mux, "video_%u", false)?;
                 }
             }
         }
@@ -429,7 +430,7 @@ pub fn transcode(
             positions.push(position);
             for (output, mux) in plan.outputs.iter().zip(&muxers) {
                 if output.audio == Some(index) {
-                    feed_muxer(&pipeline, &encoded_tee, mux, "audio_%u")?;
+                    feed_muxer(&pipeline, &encoded_tee, mux, "audio_%u", false)?;
                 }
             }
         }
@@ -659,14 +660,16 @@ fn build_copy(
     ))
 }
 
-/// The one queue every copied stream passes: bounded (a remux of any size
-/// holds at most `COPY_QUEUE_BYTES` of packets), and a multiqueue, which
-/// raises the bound of a full stream while another runs empty, so a source
-/// whose streams are badly interleaved cannot block the demuxer.
+/// The one queue every copied stream passes: bounded (each stream holds
+/// at most `COPY_QUEUE_PACKETS` packets, so a remux of any size holds a few
+/// MiB), and a multiqueue, which raises a full stream's packet limit while
+/// another stream runs empty (it does so for a packet limit, never for a
+/// byte or time limit, so those are off): a source whose streams are badly
+/// interleaved cannot block the demuxer.
 fn copy_queue() -> Result<gst::Element, PipelineError> {
     let q = make("multiqueue")?;
-    q.set_property("max-size-buffers", 0u32);
-    q.set_property("max-size-bytes", COPY_QUEUE_BYTES);
+    q.set_property("max-size-buffers", COPY_QUEUE_PACKETS);
+    q.set_property("max-size-bytes", 0u32);
     q.set_property("max-size-time", 0u64);
     Ok(q)
 }
@@ -849,17 +852,23 @@ fn feed_muxer(
     encoded_tee: &gst::Element,
     mux: &gst::Element,
     template: &str,
+    copied: bool,
 ) -> Result<(), PipelineError> {
-    // Bounded by time, not unbounded: a remux feeds whole packets at disk
-    // speed, and an unbounded queue here held half of a 2 GB source in
-    // memory. The bound is far above what a muxer waits for its other
-    // stream (encoder delay, a few seconds); a longer wait, an audio track
-    // that starts late, backs up into the multiqueue (remux) or decodebin's
-    // own, which grow while another stream runs empty.
     let q = make("queue")?;
     q.set_property("max-size-buffers", 0u32);
     q.set_property("max-size-bytes", 0u32);
-    q.set_property("max-size-time", MUXER_QUEUE_TIME.nseconds());
+    if copied {
+        // A remux feeds whole packets at disk speed: unbounded, this queue
+        // held half of a 2 GB source in memory. The bound is far above
+        // what a muxer waits for its other stream; a longer wait (an audio
+        // track that starts late) backs up into the copy multiqueue, which
+        // grows while the other stream runs empty.
+        q.set_property("max-size-time", MUXER_QUEUE_TIME.nseconds());
+    } else {
+        // Encoded data arrives at encoding speed and is small: unbounded,
+        // so one muxer waiting for its other stream never blocks the others.
+        q.set_property("max-size-time", 0u64);
+    }
     add_and_link(pipeline, std::slice::from_ref(&q))?;
     link_chain(&[encoded_tee, &q])?;
     let mux_pad = mux

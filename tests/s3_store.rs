@@ -317,6 +317,35 @@ fn a_wrong_secret_pauses_the_queue_until_sighup_brings_the_right_one() {
             .contains("The store answers again; the queue resumes.")
     );
 
+    // Wrong again by SIGHUP, then right again: each reload is compared with
+    // the store's current settings, so going back to the first ones works.
+    std::fs::write(&env.config, &wrong).unwrap();
+    daemon.signal("HUP");
+    wait_for(Duration::from_secs(30), "the second pause", || {
+        env.logs()
+            .matches("does not accept reeld's credentials")
+            .count()
+            == 2
+    });
+    let second = create(&api, json!({"inputs": [{"url": file_url(&clip)}]}));
+    wait_for_asset(
+        &api,
+        &second,
+        Duration::from_secs(30),
+        "a paused reason",
+        |a| {
+            a["progress"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("credentials"))
+        },
+    );
+    std::fs::write(&env.config, &config).unwrap();
+    daemon.signal("HUP");
+    let ready = wait_for_asset(&api, &second, READY_WITHIN, "ready", |a| {
+        a["status"] != "preparing"
+    });
+    assert_eq!(ready["status"], "ready", "{ready}");
+
     let out = env.reeld(&["doctor"]);
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!("reeld doctor, right secret:\n{report}");

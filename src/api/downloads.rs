@@ -25,6 +25,8 @@ use crate::plan::MASTER_NAME;
 const CHUNK_BYTES: usize = 256 * 1024;
 /// Chunks read ahead of the client, per download.
 const READ_AHEAD_CHUNKS: usize = 4;
+/// The longest a presigned store URL lives, in seconds.
+const PRESIGNED_FOR_S: u64 = 15 * 60;
 /// Longest saved-file name kept from `download=`, in characters.
 const MAX_FILENAME_CHARS: usize = 200;
 
@@ -325,7 +327,7 @@ fn parse_range(header: &str, size: u64) -> RangeRequest {
 /// `filename` with anything unsafe replaced (path separators, quotes,
 /// control characters, …), plus RFC 6266's `filename*` for non-ASCII names.
 /// An S3-backed file: a redirect to the store's own presigned URL, which
-/// expires when this signed URL does (S3 allows at most 7 days) and names
+/// expires with this signed URL or in 15 minutes, whichever is sooner, and names
 /// the same saved file through `response-content-disposition`. The bytes,
 /// ranges and validators are then the store's.
 async fn presigned_redirect(
@@ -336,9 +338,11 @@ async fn presigned_redirect(
     expires_s: i64,
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
-    let lifetime = std::time::Duration::from_secs(
-        expires_s.saturating_sub(crate::clock::now_s()).max(1) as u64,
-    );
+    // Never past reeld's own expiry, and short: the store cannot know that
+    // master access was turned off or the asset deleted since, so a client
+    // comes back through this check at least every `PRESIGNED_FOR`.
+    let left = expires_s.saturating_sub(crate::clock::now_s()).max(1) as u64;
+    let lifetime = std::time::Duration::from_secs(left.min(PRESIGNED_FOR_S));
     let disposition = query
         .get("download")
         .map(|name| content_disposition(name, file));

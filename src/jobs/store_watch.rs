@@ -1,6 +1,6 @@
 //! Ends a pause of the queue: while the store is misconfigured, probes it
 //! (a round trip under `reeld-probe/`) every `PROBE_EVERY`, and at once
-//! after a SIGHUP brought a new `[storage]`. When the probe passes, the
+//! after a SIGHUP. When the probe passes, the
 //! queue opens and the waiting jobs are taken.
 
 use std::sync::Arc;
@@ -81,13 +81,15 @@ pub async fn remove_stale_probes(ctx: &Context) {
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let health = ctx.store.health();
     loop {
-        let paused = health.paused().is_some();
-        tokio::select! {
+        // The tick runs whether or not the queue is paused: a pause that
+        // began between a look and a wait is still seen within a tick.
+        let asked = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = health.probe_requested() => {}
-            _ = tokio::time::sleep(PROBE_EVERY), if paused => {}
-            _ = health.changed(), if !paused => continue,
+            _ = health.probe_requested() => true,
+            _ = tokio::time::sleep(PROBE_EVERY) => false,
+        };
+        if asked || health.paused().is_some() {
+            check_store(&ctx).await;
         }
-        check_store(&ctx).await;
     }
 }

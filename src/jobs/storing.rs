@@ -33,26 +33,35 @@ pub async fn store_outputs(
         let bytes = ctx
             .store
             .put_file(&key, &spool.join(&output.name), waiting)
-            .await
-            .map_err(|e| store_failure(ctx, e))?;
+            .await;
+        let bytes = match bytes {
+            Ok(bytes) => bytes,
+            Err(e) => return Err(store_failure(ctx, e).await),
+        };
         info!(key = %key, bytes, store = %ctx.store.description(), "Output stored.");
     }
     Ok(())
 }
 
-/// The outcome of a store failure that waiting did not cure. A
-/// misconfigured store pauses the queue (said once, with what to check).
-pub fn store_failure(ctx: &Context, e: StoreError) -> JobOutcome {
+/// The outcome of a store failure that waiting did not cure. A refusal
+/// pauses the queue (said once, with what to check) only when the store's
+/// own probe is refused too: a refusal of this job's keys alone (a policy
+/// on some objects, an encryption key) is this job's failure, retried with
+/// an attempt used, so it cannot pause and resume the queue for ever.
+pub async fn store_failure(ctx: &Context, e: StoreError) -> JobOutcome {
     match e.problem() {
         Problem::Misconfigured => {
-            let advice = e.advice(&ctx.store.description());
-            if ctx.store.health().pause(&advice) {
-                tracing::error!(
-                    error = %e.chain(),
-                    "{advice} The queue is paused: jobs stay queued and use no attempt \
-                     until the store answers again."
-                );
+            if super::store_watch::check_store(ctx).await {
+                return JobOutcome::Transient(format!(
+                    "{} (the store accepts reeld otherwise, so only this asset's objects are refused)",
+                    e.chain()
+                ));
             }
+            let advice = ctx
+                .store
+                .health()
+                .paused()
+                .unwrap_or_else(|| e.advice(&ctx.store.description()));
             JobOutcome::StorePaused(advice)
         }
         Problem::Unavailable | Problem::Failed => JobOutcome::Transient(e.chain()),

@@ -170,7 +170,9 @@ async fn run_steps(
                 .await;
             drop(waiting);
             let _ = notes.await;
-            fetched.map_err(|e| store_failure(ctx, e))?;
+            if let Err(e) = fetched {
+                return Err(store_failure(ctx, e).await);
+            }
             (local, Some(pending), None)
         }
     };

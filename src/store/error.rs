@@ -97,7 +97,15 @@ impl StoreError {
                      or correct [storage] url, then reload reeld (SIGHUP)."
                 );
             }
-            (_, Some(code @ ("InvalidAccessKeyId" | "SignatureDoesNotMatch"))) => {
+            (
+                _,
+                Some(
+                    code @ ("InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "ExpiredToken"
+                    | "InvalidToken"),
+                ),
+            ) => {
                 format!("{store} does not accept reeld's credentials ({code})")
             }
             (Some(401), _) | (_, Some("AccessDenied")) | (Some(403), _) => {
@@ -122,10 +130,11 @@ impl StoreError {
             }
         };
         format!(
-            "{why}. Check [storage.s3] access_key_id and secret_access_key (or AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY), and that the key's policy allows s3:PutObject, s3:GetObject, \
-             s3:DeleteObject, s3:ListBucket and s3:AbortMultipartUpload on the bucket; then reload \
-             reeld (SIGHUP)."
+            "{why}. Check [storage.s3] access_key_id and secret_access_key, and that the key's \
+             policy allows s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucket and \
+             s3:AbortMultipartUpload on the bucket; then reload reeld (SIGHUP). Keys taken from \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are read at start: after changing those, \
+             restart reeld."
         )
     }
 }
@@ -174,14 +183,29 @@ fn classify_generic(e: &object_store::Error) -> Problem {
                 | "InvalidBucketName"
                 | "PermanentRedirect"
                 | "AuthorizationHeaderMalformed"
+                | "ExpiredToken"
+                | "InvalidToken"
+                | "TokenRefreshRequired"
         )
     {
         return Problem::Misconfigured;
+    }
+    // Errors a server reports in the body of a 200 (a completion that
+    // failed late) carry no status, only their code.
+    if let Some(code) = s3_code(&chain)
+        && matches!(
+            code.as_str(),
+            "InternalError" | "SlowDown" | "ServiceUnavailable" | "RequestTimeout"
+        )
+    {
+        return Problem::Unavailable;
     }
     if chain.contains("Received redirect without LOCATION") {
         return Problem::Misconfigured;
     }
     match http_status(&chain) {
+        // 501 Not Implemented is an answer, not an outage.
+        Some(501) => Problem::Failed,
         Some(408 | 429) | Some(500..=599) => Problem::Unavailable,
         Some(301 | 307 | 401 | 403) => Problem::Misconfigured,
         Some(_) => Problem::Failed,

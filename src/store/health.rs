@@ -58,8 +58,8 @@ impl Health {
         self.probe.notified().await;
     }
 
-    /// Returns when the pause state changes (or at once if `changed`
-    /// fired between a caller's look and this wait: callers loop).
+    /// Returns when the pause state changes. A change between a caller's
+    /// look and this wait is not seen: callers also wake on a timer.
     pub async fn changed(&self) {
         self.changed.notified().await;
     }

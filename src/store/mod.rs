@@ -67,6 +67,7 @@ impl std::fmt::Debug for Store {
 
 /// One opened `[storage]`.
 struct Backend {
+    config: StorageConfig,
     objects: Arc<dyn ObjectStore>,
     /// The same bucket through its multipart interface, for uploads.
     s3: Option<Arc<AmazonS3>>,
@@ -98,6 +99,7 @@ impl Backend {
                     // committed ready and its source released.
                     .with_fsync(true);
                 Ok(Backend {
+                    config: config.clone(),
                     objects: Arc::new(fs),
                     s3: None,
                     presigner: None,
@@ -112,6 +114,7 @@ impl Backend {
                     None => s3.clone(),
                 };
                 Ok(Backend {
+                    config: config.clone(),
                     objects: s3.clone(),
                     s3: Some(s3),
                     presigner: Some(presigner),
@@ -153,12 +156,31 @@ fn s3_client(c: &S3Config, endpoint: Option<&str>) -> Result<AmazonS3, StoreErro
         builder = builder.with_token(&token.0);
     }
     if let Some(endpoint) = endpoint {
-        builder = builder.with_endpoint(endpoint);
+        builder = builder.with_endpoint(endpoint_for(endpoint, &c.bucket, c.virtual_hosted_style));
     }
     builder.build().map_err(|source| StoreError::Open {
         what: format!("s3://{}", c.bucket),
         source,
     })
+}
+
+/// The endpoint URL object_store is given: as configured for path-style
+/// requests; with the bucket as the first label of the host for
+/// virtual-hosted ones (object_store uses that endpoint as it is).
+fn endpoint_for(endpoint: &str, bucket: &str, virtual_hosted_style: bool) -> String {
+    if !virtual_hosted_style {
+        return endpoint.to_owned();
+    }
+    match url::Url::parse(endpoint) {
+        Ok(mut url) => {
+            let host = url.host_str().unwrap_or_default().to_owned();
+            if url.set_host(Some(&format!("{bucket}.{host}"))).is_err() {
+                return endpoint.to_owned();
+            }
+            url.as_str().trim_end_matches('/').to_owned()
+        }
+        Err(_) => endpoint.to_owned(),
+    }
 }
 
 impl Store {
@@ -175,6 +197,11 @@ impl Store {
         let backend = Arc::new(Backend::open(config)?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = backend;
         Ok(())
+    }
+
+    /// The `[storage]` the store now uses.
+    pub fn config(&self) -> StorageConfig {
+        self.backend().config.clone()
     }
 
     fn backend(&self) -> Arc<Backend> {
@@ -398,6 +425,18 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn virtual_hosted_endpoints_name_the_bucket() {
+        assert_eq!(
+            endpoint_for("https://s3.example.com", "media", true),
+            "https://media.s3.example.com"
+        );
+        assert_eq!(
+            endpoint_for("http://minio.lan:9000", "media", false),
+            "http://minio.lan:9000"
+        );
+    }
 
     #[test]
     fn key_layout() {

@@ -111,7 +111,9 @@ pub async fn put_file_s3(
         // became the object. The object's size tells.
         Err(e) if calls > 1 && object_size(s3, key).await == Some(size) => {
             warn!(key = %key, error = %e.chain(), "The completed upload was found stored.");
-            pending.id = None;
+            // Harmless if the upload became the object (NoSuchUpload), and
+            // removes it if an equal object was there already.
+            pending.abort().await;
             Ok(size)
         }
         Err(e) => {

@@ -312,12 +312,16 @@ impl TestEnv {
         );
         let local_store = "url = \"file://data/store\"";
         let s3 = match kind {
-            StoreKind::S3 if text.contains(local_store) => {
+            StoreKind::S3 => {
+                assert!(
+                    text.contains(local_store),
+                    "an S3 test installation needs the default [storage] url line to replace"
+                );
                 let server = s3::S3Server::start();
                 text = text.replace(local_store, &server.storage_toml(s3::SECRET_KEY));
                 Some(server)
             }
-            _ => None,
+            StoreKind::Local => None,
         };
         let config = dir.path().join("config.toml");
         std::fs::write(&config, text).expect("config is writable");
