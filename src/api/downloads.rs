@@ -323,9 +323,6 @@ fn parse_range(header: &str, size: u64) -> RangeRequest {
     }
 }
 
-/// `Content-Disposition: attachment` for a client-chosen name: an ASCII
-/// `filename` with anything unsafe replaced (path separators, quotes,
-/// control characters, …), plus RFC 6266's `filename*` for non-ASCII names.
 /// An S3-backed file: a redirect to the store's own presigned URL, which
 /// expires with this signed URL or in 15 minutes, whichever is sooner, and names
 /// the same saved file through `response-content-disposition`. The bytes,
@@ -360,6 +357,9 @@ async fn presigned_redirect(
     Ok((StatusCode::FOUND, headers).into_response())
 }
 
+/// `Content-Disposition: attachment` for a client-chosen name: an ASCII
+/// `filename` with anything unsafe replaced (path separators, quotes,
+/// control characters, …), plus RFC 6266's `filename*` for non-ASCII names.
 fn content_disposition(requested: &str, stored: &str) -> String {
     let cleaned: String = requested
         .chars()
