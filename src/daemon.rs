@@ -230,9 +230,10 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
     let ctx = open_context(config, api_address).await?;
     info!(store = %ctx.store.description(), worker = %ctx.worker_id, "Database and store open.");
     recover(&ctx).await?;
-    // `reeld doctor`'s checks, in the log; a misconfigured store pauses
-    // the queue rather than stopping reeld, so the API keeps answering.
-    crate::doctor::log_problems(&ctx.config);
+    // `reeld doctor`'s checks that start-up does not make already; a
+    // misconfigured store pauses the queue rather than stopping reeld, so
+    // the API keeps answering.
+    crate::doctor::log_problems();
     jobs::store_watch::remove_stale_probes(&ctx).await;
     jobs::store_watch::check_store(&ctx).await;
     let tokens = crate::api::tokens_for(&ctx.config)?;

@@ -169,14 +169,17 @@ pub async fn store_checks(config: &Config) -> Vec<Check> {
         .collect()
 }
 
-/// Logs the local checks that do not pass (the daemon, at start-up).
-pub fn log_problems(config: &Config) {
-    for check in local_checks(config) {
-        match check.verdict {
-            Verdict::Ok => tracing::debug!("doctor: {}", check.line()),
-            Verdict::Warn => tracing::warn!("doctor: {}", check.line()),
-            Verdict::Fail => tracing::error!("doctor: {}", check.line()),
-        }
+/// At start-up, the one check start-up does not make itself: the daemon
+/// has just opened the database, loaded the fragments, created the folders
+/// and said whether writers are visible (each failing start-up with its
+/// own message), and probes the store next. An element missing from
+/// GStreamer would otherwise show only when a job needs it.
+pub fn log_problems() {
+    let check = elements();
+    match check.verdict {
+        Verdict::Ok => tracing::debug!("doctor: {}", check.line()),
+        Verdict::Warn => tracing::warn!("doctor: {}", check.line()),
+        Verdict::Fail => tracing::error!("doctor: {}", check.line()),
     }
 }
 
@@ -205,33 +208,8 @@ fn database(path: &Path) -> Check {
 }
 
 fn gstreamer(config: &Config) -> Vec<Check> {
-    if let Err(e) = crate::pipeline::init_gstreamer() {
-        return vec![Check::bad(
-            Verdict::Fail,
-            "GStreamer",
-            e.to_string(),
-            "install the packages scripts/install-deps names",
-        )];
-    }
-    let missing: Vec<&str> = REQUIRED_ELEMENTS
-        .iter()
-        .copied()
-        .filter(|e| gst::ElementFactory::find(e).is_none())
-        .collect();
-    let elements = if missing.is_empty() {
-        Check::ok(
-            "GStreamer elements",
-            format!("all {} present", REQUIRED_ELEMENTS.len()),
-        )
-    } else {
-        Check::bad(
-            Verdict::Fail,
-            "GStreamer elements",
-            format!("missing: {}", missing.join(", ")),
-            "install GStreamer's base, good and bad plugin packages (scripts/install-deps); \
-             `gst-inspect-1.0 NAME` tells whether an element is there",
-        )
-    };
+    // Without GStreamer, the fragments' check names that failure too.
+    let elements = elements();
     let fragments = match crate::pipelines::Fragments::load(&config.pipelines_dir) {
         Ok(loaded) => Check::ok(
             "pipeline fragments",
@@ -254,6 +232,37 @@ fn gstreamer(config: &Config) -> Vec<Check> {
         ),
     };
     vec![elements, fragments]
+}
+
+/// Whether GStreamer starts and has every element in `REQUIRED_ELEMENTS`.
+fn elements() -> Check {
+    if let Err(e) = crate::pipeline::init_gstreamer() {
+        return Check::bad(
+            Verdict::Fail,
+            "GStreamer",
+            e.to_string(),
+            "install the packages scripts/install-deps names",
+        );
+    }
+    let missing: Vec<&str> = REQUIRED_ELEMENTS
+        .iter()
+        .copied()
+        .filter(|e| gst::ElementFactory::find(e).is_none())
+        .collect();
+    if missing.is_empty() {
+        Check::ok(
+            "GStreamer elements",
+            format!("all {} present", REQUIRED_ELEMENTS.len()),
+        )
+    } else {
+        Check::bad(
+            Verdict::Fail,
+            "GStreamer elements",
+            format!("missing: {}", missing.join(", ")),
+            "install GStreamer's base, good and bad plugin packages (scripts/install-deps); \
+             `gst-inspect-1.0 NAME` tells whether an element is there",
+        )
+    }
 }
 
 /// A folder reeld must read and write: it exists (or can be made) and a
