@@ -54,6 +54,24 @@ pub enum Problem {
 }
 
 impl StoreError {
+    /// Wraps a failure of an operation on `key` (an object or a prefix).
+    pub fn on<K: std::fmt::Display + ?Sized>(
+        key: &K,
+    ) -> impl Fn(object_store::Error) -> StoreError + Copy + '_ {
+        move |source| StoreError::Operation {
+            key: key.to_string(),
+            source,
+        }
+    }
+
+    /// Wraps a failure of reading or writing the local file `path`.
+    pub fn local(path: &std::path::Path) -> impl Fn(std::io::Error) -> StoreError + Copy + '_ {
+        move |source| StoreError::ReadLocal {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
     /// What kind of problem this is.
     pub fn problem(&self) -> Problem {
         match self {

@@ -265,10 +265,7 @@ impl Store {
                 &options,
             )
             .await
-            .map_err(|source| StoreError::Operation {
-                key: key.to_string(),
-                source,
-            })?;
+            .map_err(StoreError::on(key))?;
         Ok(Some(url.to_string()))
     }
 
@@ -277,10 +274,7 @@ impl Store {
         match self.backend().objects.head(key).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(source) => Err(StoreError::Operation {
-                key: key.to_string(),
-                source,
-            }),
+            Err(source) => Err(StoreError::on(key)(source)),
         }
     }
 
@@ -298,14 +292,8 @@ impl Store {
     async fn get_to_file_once(&self, key: &ObjectPath, path: &Path) -> Result<u64, StoreError> {
         use futures::StreamExt;
         use tokio::io::AsyncWriteExt;
-        let op_err = |source| StoreError::Operation {
-            key: key.to_string(),
-            source,
-        };
-        let local_err = |source| StoreError::ReadLocal {
-            path: path.display().to_string(),
-            source,
-        };
+        let op_err = StoreError::on(key);
+        let local_err = StoreError::local(path);
         let objects = self.backend().objects.clone();
         let mut stream = objects.get(key).await.map_err(op_err)?.into_stream();
         let mut file = tokio::fs::File::create(path).await.map_err(local_err)?;
@@ -354,10 +342,7 @@ impl Store {
     /// many there were; deleting what is already gone is not an error.
     pub async fn delete_prefix(&self, prefix: &ObjectPath) -> Result<usize, StoreError> {
         use futures::TryStreamExt;
-        let op_err = |source| StoreError::Operation {
-            key: prefix.to_string(),
-            source,
-        };
+        let op_err = StoreError::on(prefix);
         let objects = self.backend().objects.clone();
         let keys: Vec<ObjectPath> = objects
             .list(Some(prefix))
@@ -369,10 +354,7 @@ impl Store {
             match objects.delete(key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(source) => {
-                    return Err(StoreError::Operation {
-                        key: key.to_string(),
-                        source,
-                    });
+                    return Err(StoreError::on(key)(source));
                 }
             }
         }
@@ -388,29 +370,20 @@ impl Store {
             .map_ok(|meta| meta.location)
             .try_collect()
             .await
-            .map_err(|source| StoreError::Operation {
-                key: prefix.to_string(),
-                source,
-            })
+            .map_err(StoreError::on(prefix))
     }
 
     /// Deletes one object; deleting what is already gone is not an error.
     pub async fn delete(&self, key: &ObjectPath) -> Result<(), StoreError> {
         match self.backend().objects.delete(key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(source) => Err(StoreError::Operation {
-                key: key.to_string(),
-                source,
-            }),
+            Err(source) => Err(StoreError::on(key)(source)),
         }
     }
 
     /// Reads a whole object (small objects and tests).
     pub async fn get_bytes(&self, key: &ObjectPath) -> Result<bytes::Bytes, StoreError> {
-        let op_err = |source| StoreError::Operation {
-            key: key.to_string(),
-            source,
-        };
+        let op_err = StoreError::on(key);
         self.backend()
             .objects
             .get(key)

@@ -27,10 +27,7 @@ pub async fn round_trip(store: &Store, tag: &str) -> Vec<Step> {
     let objects = store.backend().objects.clone();
     let key = ObjectPath::from(format!("{PROBE_PREFIX}/{tag}"));
     let body = format!("reeld store probe {tag}\n");
-    let op_err = |source| StoreError::Operation {
-        key: key.to_string(),
-        source,
-    };
+    let op_err = StoreError::on(&key);
     let mismatch = |what: &str| StoreError::Operation {
         key: key.to_string(),
         source: object_store::Error::Generic {

@@ -61,14 +61,8 @@ pub async fn put_file_s3(
     path: &Path,
     waiting: Waiting<'_>,
 ) -> Result<u64, StoreError> {
-    let local_err = |source| StoreError::ReadLocal {
-        path: path.display().to_string(),
-        source,
-    };
-    let op_err = |source| StoreError::Operation {
-        key: key.to_string(),
-        source,
-    };
+    let local_err = StoreError::local(path);
+    let op_err = StoreError::on(key);
     let size = tokio::fs::metadata(path).await.map_err(local_err)?.len();
     let part_size = part_size_for(size);
     let id = persist("starting a multipart upload", waiting, || async {
@@ -138,10 +132,7 @@ async fn send_parts(
     part_size: u64,
     waiting: Waiting<'_>,
 ) -> Result<Vec<PartId>, StoreError> {
-    let local_err = |source| StoreError::ReadLocal {
-        path: path.display().to_string(),
-        source,
-    };
+    let local_err = StoreError::local(path);
     let mut file = tokio::fs::File::open(path).await.map_err(local_err)?;
     let count = size.div_ceil(part_size).max(1) as usize;
     let mut parts: Vec<Option<PartId>> = vec![None; count];
@@ -162,10 +153,7 @@ async fn send_parts(
                 let part = persist(&what, waiting, || async {
                     s3.put_part(key, id, index, payload.clone())
                         .await
-                        .map_err(|source| StoreError::Operation {
-                            key: key.to_string(),
-                            source,
-                        })
+                        .map_err(StoreError::on(key))
                 })
                 .await?;
                 Ok::<_, StoreError>((index, part))
@@ -215,10 +203,7 @@ async fn abort_upload(s3: Arc<AmazonS3>, key: ObjectPath, id: MultipartId) {
         || async {
             s3.abort_multipart(&key, &id)
                 .await
-                .map_err(|source| StoreError::Operation {
-                    key: key.to_string(),
-                    source,
-                })
+                .map_err(StoreError::on(&key))
         },
     );
     match tokio::time::timeout(ABORT_PATIENCE, attempt).await {
@@ -240,14 +225,8 @@ pub async fn put_file_local(
     key: &ObjectPath,
     path: &Path,
 ) -> Result<u64, StoreError> {
-    let read_err = |source| StoreError::ReadLocal {
-        path: path.display().to_string(),
-        source,
-    };
-    let op_err = |source| StoreError::Operation {
-        key: key.to_string(),
-        source,
-    };
+    let read_err = StoreError::local(path);
+    let op_err = StoreError::on(key);
     let mut file = tokio::fs::File::open(path).await.map_err(read_err)?;
     let upload = objects.put_multipart(key).await.map_err(op_err)?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, MIN_PART_BYTES as usize);
