@@ -258,6 +258,34 @@ pub async fn worker_loop(
     info!(worker = index, "Worker stopped.");
 }
 
+/// Values handed to one task that writes them in order, the latest only
+/// when writes fall behind; the caller drops the returned function, then
+/// awaits the task, so no late write lands after what the job does next.
+pub fn latest_writer<T, W, F>(
+    initial: T,
+    mut write: W,
+) -> (
+    impl Fn(T) + Send + Sync + use<T, W, F>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    T: Clone + Send + Sync + 'static,
+    W: FnMut(T) -> F + Send + 'static,
+    F: std::future::Future<Output = ()> + Send,
+{
+    let (sender, mut seen) = tokio::sync::watch::channel(initial);
+    let writer = tokio::spawn(async move {
+        while seen.changed().await.is_ok() {
+            let value = seen.borrow_and_update().clone();
+            write(value).await;
+        }
+    });
+    let hand = move |value: T| {
+        sender.send_replace(value);
+    };
+    (hand, writer)
+}
+
 /// A callback for progress updates (0–100).
 pub type ProgressFn = Arc<dyn Fn(f64) + Send + Sync>;
 

@@ -78,27 +78,19 @@ pub fn store_wait_notes(
     impl Fn(Option<String>) + Send + Sync + use<>,
     tokio::task::JoinHandle<()>,
 ) {
-    let (sender, mut seen) = tokio::sync::watch::channel(None::<String>);
-    let writer = {
-        let (ctx, job) = (ctx.clone(), job.clone());
-        tokio::spawn(async move {
-            while seen.changed().await.is_ok() {
-                let note = seen.borrow_and_update().clone();
-                let (db, lease, id) = (ctx.db.clone(), job.lease.clone(), job.asset_id.clone());
-                let written = tokio::task::spawn_blocking(move || {
-                    db.write(|tx| tx.set_progress_note(&lease, &id, note.as_deref()))
-                })
-                .await;
-                if let Ok(Err(e)) = written {
-                    warn!(error = %e, "Cannot record why the job waits.");
-                }
+    let (ctx, job) = (ctx.clone(), job.clone());
+    super::latest_writer(None::<String>, move |note| {
+        let (db, lease, id) = (ctx.db.clone(), job.lease.clone(), job.asset_id.clone());
+        async move {
+            let written = tokio::task::spawn_blocking(move || {
+                db.write(|tx| tx.set_progress_note(&lease, &id, note.as_deref()))
+            })
+            .await;
+            if let Ok(Err(e)) = written {
+                warn!(error = %e, "Cannot record why the job waits.");
             }
-        })
-    };
-    let waiting = move |why: Option<String>| {
-        sender.send_replace(why);
-    };
-    (waiting, writer)
+        }
+    })
 }
 
 /// Back to the queue with its attempt given back, its asset saying why it

@@ -267,19 +267,13 @@ async fn fetch_input(
     let dest = spool.join("input");
     // Progress goes through one writer task, joined before the job moves
     // on, so a late "ingesting" write never lands after the next state.
-    let (sender, mut seen) = tokio::sync::watch::channel(0.0);
-    let writer = {
+    let (progress, writer) = super::latest_writer(0.0, {
         let (ctx, job) = (ctx.clone(), job.clone());
-        tokio::spawn(async move {
-            while seen.changed().await.is_ok() {
-                let pct = *seen.borrow_and_update();
-                set_progress(&ctx, &job, ProgressState::Ingesting, pct).await;
-            }
-        })
-    };
-    let progress = move |pct: f64| {
-        sender.send_replace(pct);
-    };
+        move |pct| {
+            let (ctx, job) = (ctx.clone(), job.clone());
+            async move { set_progress(&ctx, &job, ProgressState::Ingesting, pct).await }
+        }
+    });
     let fetched = super::fetch::fetch(&ctx.config.api.url_inputs, url, &dest, &progress).await;
     drop(progress);
     let _ = writer.await;
