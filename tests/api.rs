@@ -432,13 +432,7 @@ fn an_asset_over_its_whole_life() {
                 .any(|f| f["name"] == "audio.m4a" && f["status"] == "ready")
         })
     });
-    let audio = asset["static_renditions"]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "audio.m4a")
-        .unwrap()
-        .clone();
+    let audio = common::rendition_file(&asset, "audio.m4a").clone();
     let got = api.download(audio["url"].as_str().unwrap());
     assert_eq!(
         (got.status, got.header("content-type")),

@@ -15,13 +15,6 @@ fn ingest(env: &TestEnv, file: &Path, settings: Option<&str>) -> (bool, Value, S
     env.ingest(file, settings)
 }
 
-fn file<'a>(asset: &'a Value, name: &str) -> &'a Value {
-    asset["static_renditions"]["files"]
-        .as_array()
-        .and_then(|f| f.iter().find(|f| f["name"] == name))
-        .unwrap_or_else(|| panic!("no {name} in {asset:#}"))
-}
-
 fn stored(env: &TestEnv, asset: &Value, name: &str) -> std::path::PathBuf {
     env.stored(asset["id"].as_str().unwrap(), name)
 }
@@ -34,7 +27,7 @@ fn assert_rendition(
     size: Option<(u32, u32)>,
     duration: f64,
 ) {
-    let f = file(asset, name);
+    let f = rendition_file(asset, name);
     assert_eq!(f["status"], "ready", "{f}");
     let path = stored(env, asset, name);
     let p = ffprobe(&path);
@@ -112,14 +105,17 @@ fn a_1080p_source_gets_the_requested_ladder_from_one_decode() {
     assert_rendition(&env, asset, "1080p.mp4", Some((1920, 1080)), duration);
     assert_rendition(&env, asset, "720p.mp4", Some((1280, 720)), duration);
     assert_rendition(&env, asset, "270p.mp4", Some((480, 270)), duration);
-    assert_eq!(file(asset, "2160p.mp4")["status"], "skipped");
+    assert_eq!(rendition_file(asset, "2160p.mp4")["status"], "skipped");
     assert!(!stored(&env, asset, "2160p.mp4").exists());
-    assert_eq!(file(asset, "highest.mp4")["type"], "standard");
-    assert_eq!(file(asset, "720p.mp4")["type"], "advanced");
-    assert_eq!(file(asset, "720p.mp4")["resolution_tier"], "720p");
-    assert_eq!(file(asset, "audio.m4a")["ext"], "m4a");
-    assert_eq!(file(asset, "audio.m4a")["resolution_tier"], "audio-only");
-    assert_eq!(file(asset, "270p.mp4")["passthrough"], "small");
+    assert_eq!(rendition_file(asset, "highest.mp4")["type"], "standard");
+    assert_eq!(rendition_file(asset, "720p.mp4")["type"], "advanced");
+    assert_eq!(rendition_file(asset, "720p.mp4")["resolution_tier"], "720p");
+    assert_eq!(rendition_file(asset, "audio.m4a")["ext"], "m4a");
+    assert_eq!(
+        rendition_file(asset, "audio.m4a")["resolution_tier"],
+        "audio-only"
+    );
+    assert_eq!(rendition_file(asset, "270p.mp4")["passthrough"], "small");
     assert_master(
         &env.master_path(asset["id"].as_str().unwrap()),
         1920,
@@ -290,7 +286,7 @@ fn a_bad_sidecar_errors_the_asset_and_names_the_field() {
     let (ok, asset, err) = ingest(&env, &src, Some(r#"{"passthrough": "from-flag"}"#));
     assert!(ok, "{err}");
     assert_eq!(asset["passthrough"], "from-flag");
-    assert_eq!(file(&asset, "360p.mp4")["status"], "ready");
+    assert_eq!(rendition_file(&asset, "360p.mp4")["status"], "ready");
 }
 
 #[test]
@@ -339,8 +335,14 @@ fn renditions_added_later_are_made_from_the_master() {
         String::from_utf8_lossy(&out.stderr)
     );
     let asset: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(file(&asset["data"], "1440p.mp4")["status"], "skipped");
-    assert_eq!(file(&asset["data"], "480p.mp4")["status"], "ready");
+    assert_eq!(
+        rendition_file(&asset["data"], "1440p.mp4")["status"],
+        "skipped"
+    );
+    assert_eq!(
+        rendition_file(&asset["data"], "480p.mp4")["status"],
+        "ready"
+    );
     let out = env.reeld(&["renditions", "add", id, "4k"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("4k"));
@@ -382,8 +384,14 @@ fn watch_profiles_and_sidecars_apply_and_travel_with_the_source() {
             .find(|a| a["passthrough"] == p)
             .unwrap_or_else(|| panic!("{p}: {assets:#?}"))
     };
-    assert_eq!(file(by_pass("web-profile"), "360p.mp4")["status"], "ready");
-    assert_eq!(file(by_pass("sidecar"), "360p.mp4")["status"], "ready");
+    assert_eq!(
+        rendition_file(by_pass("web-profile"), "360p.mp4")["status"],
+        "ready"
+    );
+    assert_eq!(
+        rendition_file(by_pass("sidecar"), "360p.mp4")["status"],
+        "ready"
+    );
     let bad = with_status(&assets, "errored");
     assert_eq!(bad.len(), 1);
     let message = bad[0]["errors"]["messages"][0].as_str().unwrap();

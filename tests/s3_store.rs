@@ -31,6 +31,15 @@ fn importable_clip(env: &TestEnv, spec: ClipSpec) -> std::path::PathBuf {
     clip
 }
 
+/// Waits for the asset's `progress.reason` to contain `words`.
+fn wait_for_reason(api: &Api, id: &str, within: Duration, words: &str) -> serde_json::Value {
+    wait_for_asset(api, id, within, words, |a| {
+        a["progress"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(words))
+    })
+}
+
 /// How many attempts the asset's job has used.
 fn attempts(env: &TestEnv, asset_id: &str) -> i64 {
     let db = rusqlite::Connection::open(env.data("reeld.db")).unwrap();
@@ -120,14 +129,10 @@ fn downloads_of_s3_files_redirect_to_presigned_urls() {
     let asset = wait_for_asset(&api, &id, READY_WITHIN, "ready", |a| {
         a["static_renditions"]["status"] == "ready"
     });
-    let file = asset["static_renditions"]["files"]
-        .as_array()
+    let url = rendition_file(&asset, "audio.m4a")["url"]
+        .as_str()
         .unwrap()
-        .iter()
-        .find(|f| f["name"] == "audio.m4a")
-        .unwrap()
-        .clone();
-    let url = file["url"].as_str().unwrap().to_owned();
+        .to_owned();
     let stored = std::fs::read(env.stored(&id, "audio.m4a")).unwrap();
 
     // reeld checks its own signature, then hands out the store's.
@@ -204,17 +209,7 @@ fn an_outage_in_the_middle_of_an_upload_is_waited_out_without_an_attempt() {
     // The first part of the master takes the server down with it; the
     // asset says it waits, and stays preparing.
     wait_for(Duration::from_secs(120), "the outage", || s3.outages() == 1);
-    let waiting = wait_for_asset(
-        &api,
-        &id,
-        Duration::from_secs(60),
-        "a waiting reason",
-        |a| {
-            a["progress"]["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("Waiting for the store"))
-        },
-    );
+    let waiting = wait_for_reason(&api, &id, Duration::from_secs(60), "Waiting for the store");
     assert_eq!(waiting["status"], "preparing", "{waiting}");
     assert_eq!(s3.recoveries(), 0, "still down: {waiting}");
     assert_eq!(s3.incomplete_uploads().len(), 1, "the upload was begun");
@@ -281,11 +276,7 @@ fn a_wrong_secret_pauses_the_queue_until_sighup_brings_the_right_one() {
     let api = env.api(&daemon);
     let clip = importable_clip(&env, ClipSpec::av(640, 360, 1));
     let id = create(&api, json!({"inputs": [{"url": file_url(&clip)}]}));
-    let waiting = wait_for_asset(&api, &id, Duration::from_secs(60), "a paused reason", |a| {
-        a["progress"]["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("credentials"))
-    });
+    let waiting = wait_for_reason(&api, &id, Duration::from_secs(60), "credentials");
     assert_eq!(waiting["status"], "preparing");
     assert!(daemon.is_running());
     let db = rusqlite::Connection::open(env.data("reeld.db")).unwrap();
@@ -328,17 +319,7 @@ fn a_wrong_secret_pauses_the_queue_until_sighup_brings_the_right_one() {
             == 2
     });
     let second = create(&api, json!({"inputs": [{"url": file_url(&clip)}]}));
-    wait_for_asset(
-        &api,
-        &second,
-        Duration::from_secs(30),
-        "a paused reason",
-        |a| {
-            a["progress"]["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("credentials"))
-        },
-    );
+    wait_for_reason(&api, &second, Duration::from_secs(30), "credentials");
     std::fs::write(&env.config, &config).unwrap();
     daemon.signal("HUP");
     let ready = wait_for_asset(&api, &second, READY_WITHIN, "ready", |a| {

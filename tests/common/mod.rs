@@ -15,6 +15,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The static rendition file `name` of an asset's JSON.
+pub fn rendition_file<'a>(asset: &'a Value, name: &str) -> &'a Value {
+    asset["static_renditions"]["files"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {asset:#}"))
+}
+
 /// The binary under test.
 pub fn reeld_bin() -> &'static str {
     env!("CARGO_BIN_EXE_reeld")
