@@ -219,6 +219,9 @@ pub struct AssetSettings {
     /// The legacy `mp4_support` value, when one was given instead.
     #[serde(default)]
     pub mp4_support: Option<Mp4Support>,
+    /// The playback IDs to make with the asset (`playback_policies`).
+    #[serde(default)]
+    pub playback_policies: Vec<crate::playback::PlaybackPolicy>,
 }
 
 impl AssetSettings {
@@ -234,6 +237,7 @@ impl AssetSettings {
             test: false,
             static_renditions: Vec::new(),
             mp4_support: None,
+            playback_policies: Vec::new(),
         }
     }
 }
@@ -704,6 +708,9 @@ pub struct Asset {
     /// The direct upload it was made from.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub upload_id: Option<String>,
+    /// Its playback IDs (absent when it has none, as in Mux's JSON).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub playback_ids: Vec<crate::playback::PlaybackId>,
     /// A test asset.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub test: bool,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod keys;
 mod webhooks;
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +72,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: webhooks::WebhooksCommand,
+    },
+    /// Make, list and delete signing keys, and sign playback tokens.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
     /// Check the store, database, GStreamer elements and folders; one line
     /// per check, each failure with its fix. Exits non-zero on a failure.
@@ -212,6 +219,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Assets { command } => assets(&config, command),
         Command::Webhooks { command } => webhooks::run(&config, command),
+        Command::Keys { command } => keys::run(&config, command),
         Command::Doctor => {
             let _log_level = init_logging("error");
             if runtime.block_on(crate::doctor::run(&config)) {

@@ -14,9 +14,11 @@ use crate::asset::{MaxResolutionTier, VideoQuality};
 
 mod api;
 mod check;
+mod playback;
 mod storage;
 mod webhooks;
 pub use api::{ApiConfig, ApiToken, RawApi, UrlInputsConfig};
+pub use playback::{CloudflareConfig, PlaybackConfig, RawCloudflare, RawPlayback};
 pub use storage::{RawS3, RawStorage, S3Config, Secret, StorageConfig};
 pub use webhooks::{Endpoint, RawWebhooks, WebhooksConfig, glob_match};
 
@@ -158,6 +160,12 @@ pub struct RawConfig {
     pub api: RawApi,
     /// Webhook deliveries.
     pub webhooks: RawWebhooks,
+    /// Stream URLs and playback tokens.
+    #[serde(default)]
+    pub playback: RawPlayback,
+    /// The Cloudflare Stream-compatible routes.
+    #[serde(default)]
+    pub cloudflare: RawCloudflare,
     /// Settings for files dropped in `watch_dir/NAME/…`: the body of Mux's
     /// create-asset request, as TOML.
     #[serde(default)]
@@ -207,6 +215,10 @@ pub struct Config {
     pub api: ApiConfig,
     /// Webhook deliveries.
     pub webhooks: WebhooksConfig,
+    /// Stream URLs and playback tokens.
+    pub playback: PlaybackConfig,
+    /// The Cloudflare Stream-compatible routes, when configured.
+    pub cloudflare: Option<CloudflareConfig>,
     /// The folder relative paths were resolved against.
     pub base_dir: PathBuf,
 }
@@ -457,6 +469,8 @@ impl RawConfig {
 
         let api = self.api.validate(&resolve, &mut problems);
         let webhooks = self.webhooks.validate(&mut problems);
+        let playback = self.playback.validate(&resolve, &mut problems);
+        let cloudflare = self.cloudflare.validate(&mut problems);
 
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
@@ -485,6 +499,8 @@ impl RawConfig {
             profiles,
             api: api.expect("checked above"),
             webhooks: webhooks.expect("checked above"),
+            playback,
+            cloudflare,
             base_dir: base_dir.to_owned(),
         })
     }

@@ -49,6 +49,9 @@ pub enum StartError {
     /// A secret file (URL signing key, API token) could not be read or made.
     #[error(transparent)]
     KeyFile(#[from] crate::keys::KeyFileError),
+    /// `[playback] geoip_database` cannot be opened.
+    #[error("{0}")]
+    GeoIp(String),
     /// The API could not listen.
     #[error("cannot listen on {address} for the API: {source}")]
     Listen {
@@ -237,6 +240,7 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
     jobs::store_watch::remove_stale_probes(&ctx).await;
     jobs::store_watch::check_store(&ctx).await;
     let tokens = crate::api::tokens_for(&ctx.config)?;
+    let playback = crate::api::playback_for(&ctx)?;
 
     // Two stages of stopping: first no new files and no new jobs; then, when
     // the grace period is over, running pipelines are stopped too.
@@ -271,6 +275,7 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
     let api = tokio::spawn(crate::api::serve(
         ctx.clone(),
         tokens,
+        playback,
         listener,
         stop_api.clone(),
     ));

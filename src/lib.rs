@@ -23,6 +23,7 @@ pub mod netpolicy;
 pub mod pipeline;
 pub mod pipelines;
 pub mod plan;
+pub mod playback;
 pub mod probe;
 pub mod settings;
 pub mod standard;

@@ -70,6 +70,11 @@ pub fn download_path(asset_id: &str, file: &str) -> String {
 }
 
 impl Links {
+    /// The base every URL starts with, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// URLs under `base_url` (no trailing slash), signed with `key`;
     /// rendition URLs live about `ttl_s`.
     pub fn new(base_url: &str, key: &[u8], ttl_s: i64) -> Links {

@@ -85,7 +85,8 @@ impl Rule {
         }
     }
 
-    fn matches_ip(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` lies in this network (a host rule matches no address).
+    pub fn matches_ip(&self, ip: IpAddr) -> bool {
         let Rule::Network { base, prefix } = self else {
             return false;
         };

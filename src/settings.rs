@@ -4,8 +4,8 @@
 //!
 //! Every field is checked on its own so that an error names the field it is
 //! about (`static_renditions[1].resolution: unknown variant "4k", …`). Nothing
-//! is silently ignored except the Mux request fields that do not apply to a
-//! box without playback IDs (listed in `ACCEPTED_AND_IGNORED`).
+//! is silently ignored except the Mux request fields that do not apply here
+//! (listed in `ACCEPTED_AND_IGNORED`).
 
 use std::path::{Path, PathBuf};
 
@@ -18,8 +18,6 @@ use crate::asset::{AssetSettings, Meta, Mp4Support, RenditionRequest, VideoQuali
 const ACCEPTED_AND_IGNORED: &[&str] = &[
     "input",
     "inputs",
-    "playback_policy",
-    "playback_policies",
     "advanced_playback_policies",
     "per_title_encode",
     "copy_overlays",
@@ -37,6 +35,8 @@ const APPLIED: &[&str] = &[
     "mp4_support",
     "static_renditions",
     "encoding_tier",
+    "playback_policy",
+    "playback_policies",
 ];
 
 /// Whether `key` is a field of Mux's create-asset request that reeld knows.
@@ -127,6 +127,24 @@ pub fn apply_request(
                 }
                 settings.static_renditions = requests;
                 renditions_given = !settings.static_renditions.is_empty();
+            }
+            "playback_policy" | "playback_policies" => {
+                // Mux takes one policy or a list under either name.
+                let list = match value {
+                    Value::String(_) => vec![value.clone()],
+                    Value::Array(items) => items.clone(),
+                    _ => {
+                        return Err(err(
+                            key,
+                            "must be \"public\", \"signed\" or a list of them".into(),
+                        ));
+                    }
+                };
+                settings.playback_policies = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| field(origin, &format!("{key}[{i}]"), v))
+                    .collect::<Result<_, _>>()?;
             }
             "encoding_tier" => {
                 // Mux's deprecated name for video_quality.

@@ -71,6 +71,7 @@ pub fn asset(record: AssetRecord, links: Option<&Links>, now_s: i64) -> Result<A
         non_standard_input_reasons: summary.non_standard_input_reasons,
         ingest_type: record.ingest_type,
         upload_id: record.upload_id,
+        playback_ids: record.playback_ids,
         test: settings.test,
         progress: record.progress,
         id: record.id,

@@ -31,12 +31,12 @@ pub(super) const DEFAULT_LIMIT: u32 = 25;
 /// The largest `limit` (Mux's).
 pub(super) const MAX_LIMIT: u32 = 100;
 
-fn data<T: serde::Serialize>(status: StatusCode, value: T) -> Response {
+pub(super) fn data<T: serde::Serialize>(status: StatusCode, value: T) -> Response {
     (status, Json(json!({ "data": value }))).into_response()
 }
 
 /// Our asset ids are 32 letters and digits; anything else cannot name one.
-fn check_asset_id(id: &str) -> Result<(), ApiError> {
+pub(super) fn check_asset_id(id: &str) -> Result<(), ApiError> {
     if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Ok(())
     } else {
@@ -62,7 +62,7 @@ fn view(state: &ApiState, record: AssetRecord) -> Result<Asset, ApiError> {
     Ok(asset)
 }
 
-async fn load(state: &ApiState, id: &str) -> Result<AssetRecord, ApiError> {
+pub(super) async fn load(state: &ApiState, id: &str) -> Result<AssetRecord, ApiError> {
     check_asset_id(id)?;
     let id = id.to_owned();
     blocking(state, move |db| {
@@ -480,14 +480,7 @@ pub async fn create_static_rendition(
             max_attempts,
             None,
         )
-        .map_err(|e| match e {
-            AddRenditionError::NotFound(_) => not_found(),
-            AddRenditionError::NotReady(_) => ApiError::FailedRequest("Asset is not ready".into()),
-            AddRenditionError::LegacyMp4Support(_) => ApiError::InvalidParameters(
-                "static renditions cannot be added to an asset that uses mp4_support".into(),
-            ),
-            AddRenditionError::Db(e) => e.into(),
-        })
+        .map_err(add_rendition_error)
     })
     .await?;
     state.ctx.queue_signal.notify_one();
@@ -495,6 +488,18 @@ pub async fn create_static_rendition(
         StatusCode::CREATED,
         crate::view::rendition_file(&row)?,
     ))
+}
+
+/// Why a rendition could not be added, as the API says it.
+pub(super) fn add_rendition_error(e: AddRenditionError) -> ApiError {
+    match e {
+        AddRenditionError::NotFound(_) => not_found(),
+        AddRenditionError::NotReady(_) => ApiError::FailedRequest("Asset is not ready".into()),
+        AddRenditionError::LegacyMp4Support(_) => ApiError::InvalidParameters(
+            "static renditions cannot be added to an asset that uses mp4_support".into(),
+        ),
+        AddRenditionError::Db(e) => e.into(),
+    }
 }
 
 /// `DELETE /video/v1/assets/{id}/static-renditions/{rendition_id}`: 204,
@@ -515,21 +520,32 @@ pub async fn delete_static_rendition(
             "The requested static rendition does not exist".into(),
         ));
     };
-    let mut settings = record.settings;
+    remove_rendition(&state, record.settings, &id, &row).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Removes one rendition file of an asset: its row, its request in the
+/// asset's settings, and the stored file.
+pub(super) async fn remove_rendition(
+    state: &ApiState,
+    mut settings: crate::asset::AssetSettings,
+    asset_id: &str,
+    row: &RenditionRow,
+) -> Result<(), ApiError> {
     settings
         .static_renditions
         .retain(|r| crate::plan::rendition_name(r.resolution) != row.name);
-    let asset = id.clone();
-    let rid = rendition_id.clone();
-    blocking(&state, move |db| {
+    let asset = asset_id.to_owned();
+    let rid = row.id.clone();
+    blocking(state, move |db| {
         Ok(db.write(|tx| {
             tx.delete_rendition(&asset, &rid)?;
             tx.set_settings(&asset, &settings, now_ms())
         })?)
     })
     .await?;
-    remove_stored(&state, &id, &row.name).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    remove_stored(state, asset_id, &row.name).await;
+    Ok(())
 }
 
 #[cfg(test)]

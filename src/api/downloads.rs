@@ -52,8 +52,44 @@ pub async fn download(
         )
         .map_err(|e| ApiError::Forbidden(e.to_string()))?;
     check_still_allowed(&state, &asset_id, &file).await?;
+    let wanted = Wanted {
+        method: &method,
+        asset_id: &asset_id,
+        file: &file,
+        headers: &headers,
+        download_name: query.get("download").map(String::as_str),
+        usable_until_s: expires_s,
+    };
+    serve_stored(&state, &wanted).await
+}
+
+/// A stored file a request has been allowed to fetch.
+pub(super) struct Wanted<'a> {
+    /// GET or HEAD.
+    pub method: &'a Method,
+    /// Its asset.
+    pub asset_id: &'a str,
+    /// Its name in the store.
+    pub file: &'a str,
+    /// The request's headers (ranges, validators).
+    pub headers: &'a HeaderMap,
+    /// `download=NAME`: the saved file's name.
+    pub download_name: Option<&'a str>,
+    /// Unix s until which the request's permission lasts (a presigned store
+    /// URL lives no longer).
+    pub usable_until_s: i64,
+}
+
+/// Serves a file the caller may have: from the local store with ranges and
+/// validators, or as a redirect to the S3 store's presigned URL.
+pub(super) async fn serve_stored(
+    state: &ApiState,
+    wanted: &Wanted<'_>,
+) -> Result<Response, ApiError> {
+    let (method, asset_id, file, headers) =
+        (wanted.method, wanted.asset_id, wanted.file, wanted.headers);
     let Some(root) = state.ctx.store.local_root() else {
-        return presigned_redirect(&state, &method, &asset_id, &file, expires_s, &query).await;
+        return presigned_redirect(state, wanted).await;
     };
     // Held until the body is sent (or the client goes away).
     let permit = state
@@ -62,7 +98,7 @@ pub async fn download(
         .try_acquire_owned()
         .map_err(|_| ApiError::TooManyDownloads)?;
 
-    let path = root.join(crate::store::asset_key(&asset_id, &file).to_string());
+    let path = root.join(crate::store::asset_key(asset_id, file).to_string());
     let handle = tokio::fs::File::open(&path)
         .await
         .map_err(|_| ApiError::NotFound("The file does not exist.".into()))?;
@@ -89,17 +125,17 @@ pub async fn download(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=3600"),
     );
-    if let Some(name) = query.get("download") {
+    if let Some(name) = wanted.download_name {
         response_headers.insert(
             header::CONTENT_DISPOSITION,
-            header_value(&content_disposition(name, &file)),
+            header_value(&content_disposition(name, file)),
         );
     }
 
-    if not_modified(&headers, &etag, modified) {
+    if not_modified(headers, &etag, modified) {
         return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
     }
-    let range_applies = if_range_holds(&headers, &etag, &last_modified);
+    let range_applies = if_range_holds(headers, &etag, &last_modified);
     let requested = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -123,7 +159,7 @@ pub async fn download(
         }
     };
     response_headers.insert(header::CONTENT_LENGTH, header_value(&len.to_string()));
-    if method == Method::HEAD {
+    if *method == Method::HEAD {
         return Ok((status, response_headers).into_response());
     }
     // The file served is the one just looked at, even if a new one took its
@@ -327,21 +363,16 @@ fn parse_range(header: &str, size: u64) -> RangeRequest {
 /// expires with this signed URL or in 15 minutes, whichever is sooner, and names
 /// the same saved file through `response-content-disposition`. The bytes,
 /// ranges and validators are then the store's.
-async fn presigned_redirect(
-    state: &ApiState,
-    method: &Method,
-    asset_id: &str,
-    file: &str,
-    expires_s: i64,
-    query: &HashMap<String, String>,
-) -> Result<Response, ApiError> {
+async fn presigned_redirect(state: &ApiState, wanted: &Wanted<'_>) -> Result<Response, ApiError> {
+    let (method, asset_id, file) = (wanted.method, wanted.asset_id, wanted.file);
+    let expires_s = wanted.usable_until_s;
     // Never past reeld's own expiry, and short: the store cannot know that
     // master access was turned off or the asset deleted since, so a client
     // comes back through this check at least every `PRESIGNED_FOR`.
     let left = expires_s.saturating_sub(crate::clock::now_s()).max(1) as u64;
     let lifetime = std::time::Duration::from_secs(left.min(PRESIGNED_FOR_S));
-    let disposition = query
-        .get("download")
+    let disposition = wanted
+        .download_name
         .map(|name| content_disposition(name, file));
     let key = crate::store::asset_key(asset_id, file);
     let url = state

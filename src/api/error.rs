@@ -91,16 +91,25 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, kind) = self.status_and_type();
-        let message = match &self {
+impl ApiError {
+    /// The status and the sentence a client may see; a failure inside reeld
+    /// is logged here, once, and shows only as a stable sentence.
+    pub(super) fn status_and_message(&self) -> (StatusCode, String) {
+        let message = match self {
             ApiError::Internal(detail) | ApiError::Unavailable(detail) => {
                 error!(error = %detail, "Request failed inside reeld.");
                 self.to_string()
             }
             other => other.to_string(),
         };
+        (self.status_and_type().0, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.status_and_message();
+        let kind = self.status_and_type().1;
         let body = json!({"error": {"type": kind, "messages": [message]}});
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();

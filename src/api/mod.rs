@@ -1,5 +1,7 @@
-//! The HTTP API: Mux's `/video/v1` asset routes, signed downloads of stored
-//! files, and `/healthz`. Served by `reeld run` with axum.
+//! The HTTP API: Mux's `/video/v1` asset routes and `/system/v1` signing
+//! keys, Cloudflare Stream's `/client/v4` video, downloads and keys routes,
+//! signed downloads of stored files, stream URLs by playback ID or video
+//! uid, and `/healthz`. Served by `reeld run` with axum.
 //!
 //! Handlers are thin: they parse and validate the request into typed values,
 //! call the database (`db.write(|tx| …)`) and the view, and answer in Mux's
@@ -8,9 +10,13 @@
 mod assets;
 mod auth;
 mod body;
+mod cloudflare;
 mod downloads;
 mod error;
 mod inputs;
+mod playback_ids;
+mod signing_keys;
+mod stream;
 mod upload_bytes;
 pub mod uploads;
 mod webhook_events;
@@ -46,6 +52,62 @@ pub struct ApiState {
     pub downloads: Arc<tokio::sync::Semaphore>,
     /// Direct uploads with a request in flight.
     pub upload_locks: Arc<upload_bytes::UploadLocks>,
+    /// Stream URLs and token checks.
+    pub playback: Arc<PlaybackState>,
+}
+
+/// What the stream routes and token endpoint need besides the context.
+pub struct PlaybackState {
+    /// The id (`kid`) of reeld's own token key.
+    pub own_key_id: String,
+    /// Its private half, PEM (for Cloudflare's token endpoint).
+    pub own_private_pem: String,
+    /// Its public half.
+    pub own_public: jsonwebtoken::DecodingKey,
+    /// The country database, when configured.
+    pub geoip: Option<crate::playback::rules::GeoIp>,
+    /// What stream URLs begin with, without a trailing slash.
+    pub stream_base: String,
+}
+
+impl std::fmt::Debug for PlaybackState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaybackState")
+            .field("own_key_id", &self.own_key_id)
+            .field("stream_base", &self.stream_base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The playback state for `ctx`: reeld's token key (made once, kept in
+/// `stream-token.key` beside the database, mode 0600), the GeoIP database,
+/// and the stream base URL.
+pub fn playback_for(ctx: &Context) -> Result<PlaybackState, crate::daemon::StartError> {
+    let config = &ctx.config;
+    let path = crate::daemon::data_dir(config).join("stream-token.key");
+    let (own_key_id, own_private_pem) = crate::playback::keys::own_token_key(&path)?;
+    let (_, public) = crate::playback::keys::public_of(&own_private_pem)
+        .map_err(|e| crate::daemon::StartError::GeoIp(format!("{}: {e}", path.display())))?;
+    let own_public = jsonwebtoken::DecodingKey::from_rsa_pem(public.as_bytes())
+        .map_err(|e| crate::daemon::StartError::GeoIp(format!("{}: {e}", path.display())))?;
+    let geoip = match &config.playback.geoip_database {
+        Some(p) => {
+            Some(crate::playback::rules::GeoIp::open(p).map_err(crate::daemon::StartError::GeoIp)?)
+        }
+        None => None,
+    };
+    let stream_base = config
+        .playback
+        .stream_base_url
+        .clone()
+        .unwrap_or_else(|| format!("{}/stream", ctx.links.base_url()));
+    Ok(PlaybackState {
+        own_key_id,
+        own_private_pem,
+        own_public,
+        geoip,
+        stream_base,
+    })
 }
 
 /// The access tokens the API accepts: the configured ones, or, when the
@@ -102,14 +164,40 @@ pub fn router(state: ApiState) -> Router {
         .route("/uploads", get(uploads::list).post(uploads::create))
         .route("/uploads/{upload_id}", get(uploads::retrieve))
         .route("/uploads/{upload_id}/cancel", put(uploads::cancel))
+        .route(
+            "/assets/{asset_id}/playback-ids",
+            post(playback_ids::create),
+        )
+        .route(
+            "/assets/{asset_id}/playback-ids/{playback_id}",
+            get(playback_ids::retrieve).delete(playback_ids::delete),
+        )
+        .route("/playback-ids/{playback_id}", get(playback_ids::lookup))
         .route("/webhook-events", get(webhook_events::list))
         .route(
             "/webhook-events/{event_id}/retry",
             post(webhook_events::retry),
         )
         .layer(DefaultBodyLimit::max(json_limit));
+    let system = Router::new()
+        .route(
+            "/signing-keys",
+            get(signing_keys::list).post(signing_keys::create),
+        )
+        .route(
+            "/signing-keys/{key_id}",
+            get(signing_keys::retrieve).delete(signing_keys::delete),
+        )
+        .layer(DefaultBodyLimit::max(json_limit));
     Router::new()
         .nest("/video/v1", video)
+        .nest("/system/v1", system)
+        .nest("/client/v4", cloudflare::routes())
+        .route("/stream/{playback_id}/{file}", get(stream::mux_file))
+        .route(
+            "/stream/{video}/downloads/{file}",
+            get(stream::cloudflare_file),
+        )
         .route("/healthz", get(healthz))
         .route("/downloads/{asset_id}/{file}", get(downloads::download))
         // Streamed to the spool, not buffered: the handler enforces its own
@@ -131,6 +219,7 @@ pub fn router(state: ApiState) -> Router {
 pub async fn serve(
     ctx: Arc<Context>,
     tokens: Vec<ApiToken>,
+    playback: PlaybackState,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) {
@@ -144,12 +233,18 @@ pub async fn serve(
             ctx.config.api.max_concurrent_downloads,
         )),
         upload_locks: Default::default(),
+        playback: Arc::new(playback),
         ctx,
     };
     let app = router(state);
     info!(address = %address, "API listening.");
     let stopping = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned());
+    // The peer address is the viewer a token's IP rules are checked against.
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopping.cancelled_owned());
     tokio::select! {
         result = server => {
             if let Err(e) = result {

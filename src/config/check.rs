@@ -19,6 +19,10 @@ const OPTIONAL: &[&str] = &[
     "webhooks.endpoints",
     "storage.s3",
     "profiles",
+    "playback.stream_base_url",
+    "playback.geoip_database",
+    "cloudflare.account_id",
+    "cloudflare.api_token",
 ];
 
 /// Values whose insides serde checks (arrays of tables, free-form tables).

@@ -71,6 +71,11 @@ pub struct AssetRecord {
     pub upload_id: Option<String>,
     /// Its rendition files, in the order they were requested.
     pub renditions: Vec<RenditionRow>,
+    /// Its playback IDs, oldest first.
+    pub playback_ids: Vec<crate::playback::PlaybackId>,
+    /// Cloudflare's `requireSignedURLs`: its `/{uid}/downloads/…` URLs need a
+    /// token in place of the uid.
+    pub require_signed_urls: bool,
 }
 
 /// Where a page of the asset list starts.
@@ -88,7 +93,8 @@ pub enum Page {
 }
 
 const ASSET_COLUMNS: &str = "id, created_at, status, settings, ingest_type, summary, errors, \
-                             progress_state, progress, master_expires_at, upload_id, progress_note";
+                             progress_state, progress, master_expires_at, upload_id, progress_note, \
+                             require_signed_urls";
 
 struct AssetRow {
     id: String,
@@ -103,6 +109,7 @@ struct AssetRow {
     master_expires_at: Option<i64>,
     upload_id: Option<String>,
     progress_note: Option<String>,
+    require_signed_urls: bool,
 }
 
 impl AssetRow {
@@ -120,10 +127,15 @@ impl AssetRow {
             master_expires_at: r.get(9)?,
             upload_id: r.get(10)?,
             progress_note: r.get(11)?,
+            require_signed_urls: r.get(12)?,
         })
     }
 
-    fn into_record(self, renditions: Vec<RenditionRow>) -> Result<AssetRecord, DbError> {
+    fn into_record(
+        self,
+        renditions: Vec<RenditionRow>,
+        playback_ids: Vec<crate::playback::PlaybackId>,
+    ) -> Result<AssetRecord, DbError> {
         let what = |field: &str| format!("asset {}: {field}", self.id);
         let corrupt = |detail: String| DbError::Corrupt {
             table: "assets",
@@ -152,6 +164,8 @@ impl AssetRow {
             created_at: self.created_at,
             id: self.id,
             renditions,
+            playback_ids,
+            require_signed_urls: self.require_signed_urls,
         })
     }
 }
@@ -176,7 +190,8 @@ impl Read<'_> {
             .optional()?;
         let Some(row) = row else { return Ok(None) };
         let files = self.renditions(id)?;
-        row.into_record(files).map(Some)
+        let playback_ids = self.playback_ids(id)?;
+        row.into_record(files, playback_ids).map(Some)
     }
 
     /// The asset made from a direct upload, if it exists.
@@ -228,7 +243,8 @@ impl Read<'_> {
             .take(limit as usize)
             .map(|row| {
                 let files = self.renditions(&row.id)?;
-                row.into_record(files)
+                let playback_ids = self.playback_ids(&row.id)?;
+                row.into_record(files, playback_ids)
             })
             .collect::<Result<_, _>>()?;
         Ok((records, more))
@@ -314,6 +330,14 @@ impl Tx<'_> {
         )?;
         if let Some(s) = source {
             self.insert_source(&asset.id, s)?;
+        }
+        for policy in &asset.settings.playback_policies {
+            self.add_playback_id(
+                &asset.id,
+                &crate::playback::new_playback_id(),
+                *policy,
+                now_ms,
+            )?;
         }
         if let Some(errors) = initial_error {
             // Settings that cannot be used: the asset is born errored and its

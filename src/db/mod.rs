@@ -19,6 +19,7 @@
 
 mod assets;
 mod outbox;
+mod playback;
 mod queue;
 mod renditions;
 mod schema;
@@ -33,6 +34,7 @@ use rusqlite::Connection;
 
 pub use assets::{AssetRecord, MASTER_ACCESS_TTL_S, NewAsset, Page};
 pub use outbox::{AttemptOutcome, Delivery, DeliveryRow, OutboxEvent};
+pub use playback::SigningKeyRow;
 pub use queue::{Job, JobKind, Lease, LeasePolicy, LeaseStatus, MAX_CRASHES};
 pub use renditions::RenditionRow;
 pub use sources::{

@@ -157,6 +157,25 @@ CREATE INDEX assets_by_upload ON assets (upload_id) WHERE upload_id IS NOT NULL;
     r#"
 ALTER TABLE assets ADD COLUMN progress_note TEXT;
 "#,
+    // 9: playback IDs, signing keys (public halves only) and Cloudflare's
+    // requireSignedURLs; how far each rendition file's encode has come.
+    r#"
+CREATE TABLE playback_ids (
+    id          TEXT PRIMARY KEY,
+    asset_id    TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+    policy      TEXT NOT NULL,                 -- public | signed
+    created_at  INTEGER NOT NULL               -- Unix ms
+);
+CREATE INDEX playback_ids_by_asset ON playback_ids (asset_id, created_at);
+CREATE TABLE signing_keys (
+    id          TEXT PRIMARY KEY,
+    public_key  TEXT NOT NULL,                 -- SPKI PEM; the private key is never kept
+    origin      TEXT NOT NULL,                 -- mux | cloudflare | cli: the route that made it
+    created_at  INTEGER NOT NULL               -- Unix s
+);
+ALTER TABLE assets ADD COLUMN require_signed_urls INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE renditions ADD COLUMN progress REAL;  -- 0-100 while its job runs
+"#,
 ];
 
 /// Applies the migrations `conn`'s file has not had yet.

@@ -442,14 +442,12 @@ async fn transcode_blocking(
             let now = now_ms();
             if now - last_write.load(Ordering::Relaxed) >= PROGRESS_WRITE_INTERVAL_MS {
                 last_write.store(now, Ordering::Relaxed);
+                let pct = (pct * 10.0).round() / 10.0;
+                // The asset's progress (while it prepares) and that of each
+                // file this job makes (Cloudflare's percentComplete).
                 let _ = ctx2.db.write(|tx| {
-                    tx.set_progress(
-                        &lease,
-                        &asset_id,
-                        ProgressState::Transcoding,
-                        (pct * 10.0).round() / 10.0,
-                        now,
-                    )
+                    tx.set_progress(&lease, &asset_id, ProgressState::Transcoding, pct, now)?;
+                    tx.set_rendition_progress(&lease, &asset_id, pct)
                 });
             }
         })
