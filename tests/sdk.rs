@@ -2,6 +2,8 @@
 //! changed: `@mux/mux-node` (pinned in tests/sdk/package.json) walks every
 //! asset call, and `mux_python` (pinned in tests/sdk/requirements.txt) reads
 //! ready, errored, audio-only and preparing assets through its strict models.
+//! Mux's SDK also makes playback IDs, signing keys and tokens, and
+//! Cloudflare's (`cloudflare`, pinned beside it) drives the Stream routes.
 //!
 //! `scripts/test` installs both (npm ci, a venv); run it once before
 //! `cargo test` on a new machine.
@@ -186,5 +188,82 @@ fn mux_python_reads_every_kind_of_asset() {
     assert_eq!(
         still, "preparing",
         "the preparing asset was read while preparing"
+    );
+}
+
+/// A ready asset with a `highest.mp4`, on the local store (the stream routes
+/// on S3 are the same code as `/downloads`, tested in s3_store.rs).
+fn ready_with_highest(env: &TestEnv, api: &Api) -> String {
+    let dir = env.data("import");
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("play.mp4");
+    make_clip(&clip, ClipSpec::av(640, 360, 3));
+    let r = api.request(
+        "POST",
+        "/video/v1/assets",
+        Some(&json!({"inputs": [{"url": file_url(&clip)}],
+                     "static_renditions": [{"resolution": "highest"}]})),
+        &[],
+    );
+    assert_eq!(r.status, 201);
+    let id = r.json()["data"]["id"].as_str().unwrap().to_owned();
+    wait_for_asset(api, &id, Duration::from_secs(120), "ready", |a| {
+        a["status"] == "ready" && a["static_renditions"]["status"] == "ready"
+    });
+    id
+}
+
+/// Playback IDs, signing keys and `mux.jwt.signPlaybackId` tokens, with
+/// Mux's Node SDK.
+#[test]
+fn mux_node_sdk_makes_playback_ids_keys_and_tokens() {
+    let env = TestEnv::with_store(common::StoreKind::Local, &[]);
+    let daemon = env.start_daemon();
+    let api = env.api(&daemon);
+    let id = ready_with_highest(&env, &api);
+    run(
+        sdk_env(&mut Command::new("node"), &api)
+            .arg(sdk_dir().join("playback.mjs"))
+            .env("ASSET_ID", &id)
+            .env("STREAM_BASE", format!("{}/stream", api.base))
+            .current_dir(sdk_dir()),
+        "tests/sdk/playback.mjs",
+    );
+}
+
+/// Cloudflare's official Node SDK (pinned in tests/sdk/package.json) drives
+/// the video, downloads, keys and token routes, with only `baseURL` set.
+#[test]
+fn cloudflare_node_sdk_drives_downloads_keys_and_tokens() {
+    assert!(
+        sdk_dir().join("node_modules/cloudflare").exists(),
+        "run `npm ci --prefix tests/sdk` (scripts/test does) first"
+    );
+    let (account, token) = ("acct0123456789", "cf-api-token-0123456789");
+    let env = TestEnv::with_store(
+        common::StoreKind::Local,
+        &[
+            (
+                "# account_id = \"023e105f4ecef8ad9ca31a8372d0c353\"",
+                &format!("account_id = \"{account}\""),
+            ),
+            (
+                "# api_token = \"at least 16 characters\"",
+                &format!("api_token = \"{token}\""),
+            ),
+        ],
+    );
+    let daemon = env.start_daemon();
+    let api = env.api(&daemon);
+    let id = ready_with_highest(&env, &api);
+    run(
+        Command::new("node")
+            .arg(sdk_dir().join("cloudflare.mjs"))
+            .env("CF_BASE_URL", format!("{}/client/v4", api.base))
+            .env("CF_API_TOKEN", token)
+            .env("CF_ACCOUNT_ID", account)
+            .env("VIDEO_UID", &id)
+            .current_dir(sdk_dir()),
+        "tests/sdk/cloudflare.mjs",
     );
 }
