@@ -81,6 +81,22 @@ pub struct ListQuery {
     upload_id: Option<String>,
 }
 
+/// `limit` and `page` of a list that pages by number only.
+#[derive(Debug, serde::Deserialize)]
+pub struct PageQuery {
+    limit: Option<String>,
+    page: Option<String>,
+}
+
+impl PageQuery {
+    /// The page size, and how many rows come before the page.
+    pub(super) fn limit_and_offset(&self) -> Result<(u32, u64), ApiError> {
+        let limit = positive("limit", self.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
+        let page = positive("page", self.page.as_deref(), 1, u32::MAX)?;
+        Ok((limit, u64::from(page - 1) * u64::from(limit)))
+    }
+}
+
 /// A `limit` or `page` query value: a whole number of at least 1, capped at
 /// `max`, or `default` when absent.
 pub(super) fn positive(

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::assets::{DEFAULT_LIMIT, MAX_LIMIT, data, positive};
+use super::assets::{PageQuery, data};
 use super::auth::Authenticated;
 use super::{ApiError, ApiState, blocking};
 use crate::db::SigningKeyRow;
@@ -78,22 +78,13 @@ pub async fn create(
     ))
 }
 
-/// `limit` and `page` of the list.
-#[derive(Debug, serde::Deserialize)]
-pub struct ListQuery {
-    limit: Option<String>,
-    page: Option<String>,
-}
-
 /// `GET /system/v1/signing-keys`: newest first.
 pub async fn list(
     _auth: Authenticated,
     State(state): State<ApiState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = positive("limit", q.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
-    let page = positive("page", q.page.as_deref(), 1, u32::MAX)?;
-    let offset = u64::from(page - 1) * u64::from(limit);
+    let (limit, offset) = q.limit_and_offset()?;
     let rows = blocking(&state, move |db| {
         Ok(db.read(|r| r.signing_keys(limit, offset))?)
     })

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::assets::{DEFAULT_LIMIT, MAX_LIMIT, positive};
+use super::assets::PageQuery;
 use super::auth::Authenticated;
 use super::body::JsonObject;
 use super::{ApiError, ApiState, blocking};
@@ -175,23 +175,14 @@ pub async fn create(
         .into_response())
 }
 
-/// `limit` and `page` of `GET /video/v1/uploads`.
-#[derive(Debug, serde::Deserialize)]
-pub struct ListQuery {
-    limit: Option<String>,
-    page: Option<String>,
-}
-
 /// `GET /video/v1/uploads`: newest first; a page past the end is
 /// `{"data": []}` (Mux's Node SDK pages until it gets one).
 pub async fn list(
     _auth: Authenticated,
     State(state): State<ApiState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = positive("limit", q.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
-    let page = positive("page", q.page.as_deref(), 1, u32::MAX)?;
-    let offset = u64::from(page - 1) * u64::from(limit);
+    let (limit, offset) = q.limit_and_offset()?;
     let records = blocking(&state, move |db| {
         Ok(db.read(|r| r.list_uploads(limit, offset))?)
     })

@@ -181,6 +181,22 @@ pub struct ApiConfig {
     pub url_inputs: UrlInputsConfig,
 }
 
+/// A base for URLs reeld hands out, without its trailing slash; a value
+/// that is not an http(s) URL with a host and no query is a problem.
+pub(super) fn base_url(key: &str, value: &str, problems: &mut Vec<String>) -> String {
+    let trimmed = value.trim_end_matches('/').to_owned();
+    match url::Url::parse(&trimmed) {
+        Ok(parsed)
+            if matches!(parsed.scheme(), "http" | "https")
+                && parsed.query().is_none()
+                && parsed.host().is_some() => {}
+        _ => problems.push(format!(
+            "{key} {trimmed:?} must be an http:// or https:// URL with no query"
+        )),
+    }
+    trimmed
+}
+
 impl RawApi {
     /// Checks every value, pushing one sentence per problem.
     pub fn validate(
@@ -201,18 +217,7 @@ impl RawApi {
         };
         let public_base_url = self
             .public_base_url
-            .map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(u) = &public_base_url {
-            match url::Url::parse(u) {
-                Ok(parsed)
-                    if matches!(parsed.scheme(), "http" | "https")
-                        && parsed.query().is_none()
-                        && parsed.host().is_some() => {}
-                _ => problems.push(format!(
-                    "api.public_base_url {u:?} must be an http:// or https:// URL with no query"
-                )),
-            }
-        }
+            .map(|u| base_url("api.public_base_url", &u, problems));
         let mut ids = std::collections::BTreeSet::new();
         for (i, t) in self.tokens.iter().enumerate() {
             if t.id.is_empty() || t.id.contains(':') {

@@ -45,18 +45,7 @@ impl RawPlayback {
     ) -> PlaybackConfig {
         let stream_base_url = self
             .stream_base_url
-            .map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(u) = &stream_base_url {
-            match url::Url::parse(u) {
-                Ok(parsed)
-                    if matches!(parsed.scheme(), "http" | "https")
-                        && parsed.query().is_none()
-                        && parsed.host().is_some() => {}
-                _ => problems.push(format!(
-                    "playback.stream_base_url {u:?} must be an http:// or https:// URL with no query"
-                )),
-            }
-        }
+            .map(|u| super::api::base_url("playback.stream_base_url", &u, problems));
         let mut trusted_proxies = Vec::new();
         for entry in &self.trusted_proxies {
             match Rule::parse(entry) {
