@@ -83,6 +83,9 @@ pub struct RawIngest {
     /// Files taken but not yet processed, at most; more wait in the folder.
     #[serde(default = "default_max_queued_files")]
     pub max_queued_files: usize,
+    /// Seconds between full rescans of the watch folder (inotify does the
+    /// work between them; the rescan catches what it cannot see).
+    pub rescan_seconds: f64,
 }
 
 fn default_max_queued_files() -> usize {
@@ -183,6 +186,8 @@ pub struct Config {
     pub on_success: OnSuccess,
     /// Files taken but not yet processed, at most.
     pub max_queued_files: usize,
+    /// How often the whole watch folder is rescanned.
+    pub rescan_interval: Duration,
     /// Where `move` puts sources.
     pub done_dir: Option<PathBuf>,
     /// Where failed sources go.
@@ -254,6 +259,10 @@ impl Config {
         };
         check("ingest.watch_dir", self.watch_dir == new.watch_dir);
         check("ingest.settle_seconds", self.settle == new.settle);
+        check(
+            "ingest.rescan_seconds",
+            self.rescan_interval == new.rescan_interval,
+        );
         check("ingest.on_success", self.on_success == new.on_success);
         check(
             "ingest.max_queued_files",
@@ -401,6 +410,12 @@ impl RawConfig {
                 ingest.settle_seconds
             ));
         }
+        if !(ingest.rescan_seconds.is_finite() && ingest.rescan_seconds >= 1.0) {
+            problems.push(format!(
+                "ingest.rescan_seconds must be a number of seconds >= 1, not {}",
+                ingest.rescan_seconds
+            ));
+        }
         if ingest.on_success == OnSuccess::Move && ingest.done_dir.is_none() {
             problems.push("ingest.on_success = \"move\" needs ingest.done_dir".to_owned());
         }
@@ -467,9 +482,19 @@ impl RawConfig {
             ));
         }
 
-        let api = self.api.validate(&resolve, &mut problems);
+        let mut raw_playback = self.playback;
+        let mut raw_api = self.api;
+        match (raw_api.stream_base_url.take(), &raw_playback.stream_base_url) {
+            (Some(_), Some(_)) => problems.push(
+                "api.stream_base_url and playback.stream_base_url are the same setting; set one of them"
+                    .to_owned(),
+            ),
+            (Some(url), None) => raw_playback.stream_base_url = Some(url),
+            _ => {}
+        }
+        let api = raw_api.validate(&resolve, &mut problems);
         let webhooks = self.webhooks.validate(&mut problems);
-        let playback = self.playback.validate(&resolve, &mut problems);
+        let playback = raw_playback.validate(&resolve, &mut problems);
         let cloudflare = self.cloudflare.validate(&mut problems);
 
         if !problems.is_empty() {
@@ -483,6 +508,7 @@ impl RawConfig {
             settle: Duration::from_secs_f64(ingest.settle_seconds),
             on_success: ingest.on_success,
             max_queued_files: ingest.max_queued_files,
+            rescan_interval: Duration::from_secs_f64(ingest.rescan_seconds),
             done_dir,
             failed_dir,
             storage: storage.expect("checked above"),

@@ -21,6 +21,9 @@ pub struct RawApi {
     /// reeld hands out (`master.url`, rendition `url`). Defaults to
     /// `http://` + `listen`.
     pub public_base_url: Option<String>,
+    /// The same setting as `[playback] stream_base_url`, accepted here too
+    /// because Mux's model keeps stream URLs beside the API's.
+    pub stream_base_url: Option<String>,
     /// Access tokens: HTTP Basic user (`id`) and password (`secret`).
     #[serde(default)]
     pub tokens: Vec<RawToken>,

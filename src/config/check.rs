@@ -14,6 +14,7 @@ use super::OnSuccess;
 /// Keys the embedded default leaves out on purpose.
 const OPTIONAL: &[&str] = &[
     "api.public_base_url",
+    "api.stream_base_url",
     "api.url_signing_key",
     "api.tokens",
     "webhooks.endpoints",

@@ -19,12 +19,14 @@ fn every_problem_is_listed_at_once() {
     let text = EMBEDDED_DEFAULT
         .replace("concurrency = 1", "concurrency = 0")
         .replace("settle_seconds = 3", "settle_seconds = -1")
-        .replace("url = \"file://data/store\"", "url = \"ftp://x\"");
+        .replace("url = \"file://data/store\"", "url = \"ftp://x\"")
+        .replace("rescan_seconds = 600", "rescan_seconds = 0.5");
     let err = Config::from_toml(&text, Path::new("/x"), "test").unwrap_err();
     let ConfigError::Invalid { problems, .. } = err else {
         panic!("{err}")
     };
-    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("ingest.rescan_seconds")));
 }
 
 #[test]
@@ -119,4 +121,18 @@ path = "/srv/reeld.db"
 fn secrets_are_redacted() {
     let s = Secret("hunter2".into());
     assert_eq!(format!("{s:?}"), "<redacted>");
+}
+
+#[test]
+fn stream_base_url_is_read_under_api_or_playback_but_not_both() {
+    let under_api = "[api]\nstream_base_url = \"https://stream.example.com/\"\n";
+    let c = Config::from_toml(under_api, Path::new("/x"), "t").unwrap();
+    assert_eq!(
+        c.playback.stream_base_url.as_deref(),
+        Some("https://stream.example.com")
+    );
+    let both = "[api]\nstream_base_url = \"https://a.example\"\n\
+                [playback]\nstream_base_url = \"https://b.example\"\n";
+    let err = Config::from_toml(both, Path::new("/x"), "t").unwrap_err();
+    assert!(err.to_string().contains("same setting"), "{err}");
 }
