@@ -1,6 +1,11 @@
 //! The watch folder: file-system events and periodic scans in, settled files
 //! out as new assets (each with its job, in one transaction).
 //!
+//! inotify names what changed, so an idle folder costs nothing however many
+//! kept sources it holds. The whole tree is walked (every file `stat`ed) at
+//! start-up, after the kernel drops events, and every `rescan_seconds` as a
+//! safety net for writes no event reports (network mounts).
+//!
 //! A file is taken once its name is not a partial-download name, no
 //! close-after-write event is outstanding for it (see `settle`), it has not
 //! changed for `settle_seconds`, and no process reeld can see holds it open
@@ -29,8 +34,9 @@ use settle::{Observation, Settler, is_candidate_name};
 
 /// How often candidates are re-examined.
 const TICK: Duration = Duration::from_millis(500);
-/// How often the whole folder is rescanned, in case an event was missed.
-const RESCAN_INTERVAL: Duration = Duration::from_secs(5);
+/// How often errored sources that wait in the folder are offered to
+/// `dispose_pending` again (one indexed query when there are none).
+const DISPOSAL_RETRY: Duration = Duration::from_secs(5);
 
 /// Why the watcher could not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,8 +104,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
             path: root.clone(),
             source,
         })?;
-    info!(folder = %root.display(), settle_s = ctx.config.settle.as_secs_f64(), "Watching for new files.");
     say_what_writers_are_visible();
+    info!(
+        folder = %root.display(),
+        settle_s = ctx.config.settle.as_secs_f64(),
+        rescan_s = ctx.config.rescan_interval.as_secs_f64(),
+        "Watching for new files."
+    );
 
     let mut state = WatchState {
         settler: Settler::new(ctx.config.settle),
@@ -110,7 +121,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
         pending_disposal: false,
         queue_full: false,
     };
+    // inotify does the work: between full rescans, only the paths events
+    // name are looked at. The rescan (at start, after lost events, and every
+    // `rescan_seconds`) is the safety net for what events cannot show.
     let mut last_scan: Option<Instant> = None;
+    let mut last_disposal = Instant::now();
+    let mut scans = 0u64;
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -119,25 +135,50 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
             _ = ticker.tick() => {}
         }
         let mut dirty: HashSet<PathBuf> = HashSet::new();
+        let mut new_folders: Vec<PathBuf> = Vec::new();
+        let mut events_lost = false;
         while let Ok((path, signal)) = rx.try_recv() {
+            events_lost |= signal == Signal::EventsLost;
+            // A folder created or moved in may already hold files, which
+            // send no events of their own.
+            if signal == Signal::Changed && !state.is_excluded(&path) && path.is_dir() {
+                new_folders.push(path.clone());
+            }
             state.apply(&path, signal);
             dirty.insert(path);
         }
-        let rescanned = last_scan.is_none_or(|t| t.elapsed() >= RESCAN_INTERVAL);
-        if rescanned {
+        let rescan =
+            events_lost || last_scan.is_none_or(|t| t.elapsed() >= ctx.config.rescan_interval);
+        if rescan {
             last_scan = Some(Instant::now());
-            dirty.extend(scan(&state.root, &state.excluded));
+            scans += 1;
         }
         let ctx2 = ctx.clone();
         state = tokio::task::spawn_blocking(move || {
+            if rescan {
+                let started = Instant::now();
+                let found = scan(&state.root, &state.excluded);
+                let (files, ms) = (found.len(), started.elapsed().as_millis());
+                if scans == 1 {
+                    info!(files, ms, "Rescanned the watch folder.");
+                } else {
+                    debug!(files, ms, "Rescanned the watch folder.");
+                }
+                dirty.extend(found);
+            }
+            for folder in new_folders {
+                dirty.extend(scan(&folder, &state.excluded));
+            }
             state.tick(&ctx2, dirty);
             state
         })
         .await
         .expect("watch tick does not panic");
         // Errored sources wait in the folder while they may still grow (see
-        // `jobs::dispose`), so disposal is retried with each rescan too.
-        if std::mem::take(&mut state.pending_disposal) || rescanned {
+        // `jobs::dispose`), so disposal is retried on its own timer too.
+        if std::mem::take(&mut state.pending_disposal) || last_disposal.elapsed() >= DISPOSAL_RETRY
+        {
+            last_disposal = Instant::now();
             crate::jobs::dispose::dispose_pending(&ctx).await;
         }
     }
@@ -211,6 +252,11 @@ impl WatchState {
         }
     }
 
+    /// Whether `path` lies in one of the output folders nested in the tree.
+    fn is_excluded(&self, path: &Path) -> bool {
+        self.excluded.iter().any(|e| path.starts_with(e))
+    }
+
     /// Whether `path` is named like a sidecar in the watched part of the tree.
     fn is_sidecar(&self, path: &Path) -> bool {
         let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
@@ -221,7 +267,7 @@ impl WatchState {
             && !lower.ends_with(".error.json")
             && !name.starts_with('.')
             && path.starts_with(&self.root)
-            && !self.excluded.iter().any(|e| path.starts_with(e))
+            && !self.is_excluded(path)
     }
 
     /// Whether the sidecar of `media`, if it has one, is complete: settled by
@@ -354,7 +400,7 @@ impl WatchState {
         let Ok(relative) = path.strip_prefix(&self.root) else {
             return false;
         };
-        if self.excluded.iter().any(|e| path.starts_with(e)) {
+        if self.is_excluded(path) {
             return false;
         }
         relative

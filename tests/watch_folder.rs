@@ -211,3 +211,31 @@ fn sigterm_stops_cleanly_and_a_kept_source_is_not_taken_again() {
     make_clip(&src, ClipSpec::av(640, 360, 1));
     env.wait_for_assets(READY_TIMEOUT, "a second asset", |a| all_finished(a, 2));
 }
+
+#[test]
+fn a_folder_moved_into_the_watch_folder_is_taken_without_waiting_for_a_rescan() {
+    // The full rescan runs every 600 s (the default); the files below must
+    // arrive through events and the scan of the new folder alone.
+    let env = TestEnv::new(&[]);
+    let watch = env.watch_dir();
+    let outside = env.dir.path().join("batch");
+    std::fs::create_dir_all(outside.join("inner")).unwrap();
+    make_clip(&outside.join("one.mp4"), ClipSpec::av(640, 360, 1));
+    make_clip(&outside.join("inner/two.mp4"), ClipSpec::av(640, 360, 1));
+    let daemon = env.start_daemon();
+    wait_for(
+        Duration::from_secs(30),
+        "the daemon to watch the folder",
+        || {
+            std::fs::read_to_string(&daemon.log)
+                .is_ok_and(|l| l.contains("Watching for new files."))
+        },
+    );
+
+    // Moved in whole: the files in it send no events of their own.
+    std::fs::rename(&outside, watch.join("batch")).unwrap();
+    let assets = env.wait_for_assets(Duration::from_secs(60), "two ready assets", |a| {
+        a.len() == 2 && a.iter().all(|x| x["status"] == "ready")
+    });
+    assert_eq!(assets.len(), 2, "{assets:#?}");
+}

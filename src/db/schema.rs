@@ -176,6 +176,11 @@ CREATE TABLE signing_keys (
 ALTER TABLE assets ADD COLUMN require_signed_urls INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE renditions ADD COLUMN progress REAL;  -- 0-100 while its job runs
 "#,
+    // 10: the sources still awaiting their move or delete, looked up every
+    // few seconds; kept sources (disposition 'kept') are never read by it.
+    r#"
+CREATE INDEX sources_pending ON sources (asset_id) WHERE disposition = 'pending';
+"#,
 ];
 
 /// Applies the migrations `conn`'s file has not had yet.
