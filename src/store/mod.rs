@@ -76,6 +76,8 @@ struct Backend {
     description: String,
     /// The root folder of a local store (its free space is checked).
     local_root: Option<PathBuf>,
+    /// The same local store, concrete, for the paths of its keys.
+    local: Option<Arc<object_store::local::LocalFileSystem>>,
 }
 
 impl Backend {
@@ -98,9 +100,11 @@ impl Backend {
                     // before the put returns, so before the asset is
                     // committed ready and its source released.
                     .with_fsync(true);
+                let fs = Arc::new(fs);
                 Ok(Backend {
                     config: config.clone(),
-                    objects: Arc::new(fs),
+                    objects: fs.clone(),
+                    local: Some(fs),
                     s3: None,
                     presigner: None,
                     description: format!("file://{}", root.display()),
@@ -120,6 +124,7 @@ impl Backend {
                     presigner: Some(presigner),
                     description: format!("s3://{}", c.bucket),
                     local_root: None,
+                    local: None,
                 })
             }
         }
@@ -224,6 +229,9 @@ impl Store {
     /// Uploads the local file at `path` to `key`; returns the bytes stored.
     /// While the store is unavailable the upload waits and retries, telling
     /// `waiting`; it returns an error only for other problems.
+    ///
+    /// The file is consumed: on a local store on the same file system it is
+    /// renamed into place (no copy), so the caller must not read it after.
     pub async fn put_file(
         &self,
         key: &ObjectPath,
@@ -231,10 +239,15 @@ impl Store {
         waiting: Waiting<'_>,
     ) -> Result<u64, StoreError> {
         let backend = self.backend();
-        match &backend.s3 {
-            Some(s3) => upload::put_file_s3(s3, key, path, waiting).await,
-            None => upload::put_file_local(&backend.objects, key, path).await,
+        if let Some(s3) = &backend.s3 {
+            return upload::put_file_s3(s3, key, path, waiting).await;
         }
+        if let (Some(local), Some(root)) = (&backend.local, &backend.local_root)
+            && let Some(bytes) = upload::rename_into_local(local, root, key, path).await?
+        {
+            return Ok(bytes);
+        }
+        upload::put_file_local(&backend.objects, key, path).await
     }
 
     /// A presigned URL for a `method` (GET or HEAD) of `key` that lives `expires_in` (at most
@@ -457,5 +470,29 @@ mod tests {
             data.as_slice()
         );
         assert!(dir.path().join("store/assets/x/master.mp4").exists());
+        assert!(!src.exists(), "renamed into place, not copied");
+    }
+
+    #[tokio::test]
+    async fn local_upload_from_another_file_system_copies() {
+        // /dev/shm is a tmpfs: a rename from it into the store's file
+        // system fails with EXDEV, and the upload falls back to a copy.
+        let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("skipped: no /dev/shm");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StorageConfig::Local {
+            root: dir.path().join("store"),
+        })
+        .unwrap();
+        let src = shm.path().join("f.bin");
+        std::fs::write(&src, b"across file systems").unwrap();
+        let key = master_key("y");
+        assert_eq!(store.put_file(&key, &src, &quietly).await.unwrap(), 19);
+        assert_eq!(
+            store.get_bytes(&key).await.unwrap().as_ref(),
+            b"across file systems"
+        );
     }
 }

@@ -8,14 +8,16 @@
 //! multipart upload behind (a crash still can: the README's lifecycle rule
 //! removes those).
 //!
-//! On a local store, object_store writes a staging file and renames it into
-//! place; the file is read in 1 MiB pieces.
+//! On a local store on the spool's file system, the spool file is renamed
+//! to its key. On another file system, object_store writes a staging file
+//! and renames it into place; the file is read in 1 MiB pieces.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use object_store::aws::AmazonS3;
+use object_store::local::LocalFileSystem;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
 use object_store::{
@@ -217,6 +219,46 @@ async fn abort_upload(s3: Arc<AmazonS3>, key: ObjectPath, id: MultipartId) {
             warn!(key = %key, "The store did not come back in time to abort an incomplete multipart upload; the bucket's lifecycle rule must remove it.")
         }
     }
+}
+
+/// Moves the spool file `path` to `key` of the local store rooted at
+/// `root` by rename, when both are on one file system: no byte is copied.
+/// The file's data and every folder entry from the key up to the root are
+/// synced before it returns, as object_store's fsync mode does for a put.
+/// `Ok(None)`: another file system; the caller copies instead.
+pub async fn rename_into_local(
+    local: &Arc<LocalFileSystem>,
+    root: &Path,
+    key: &ObjectPath,
+    path: &Path,
+) -> Result<Option<u64>, StoreError> {
+    let dest = local.path_to_filesystem(key).map_err(StoreError::on(key))?;
+    let (root, src) = (root.to_owned(), path.to_owned());
+    let moved = tokio::task::spawn_blocking(move || -> std::io::Result<Option<u64>> {
+        let file = std::fs::File::open(&src)?;
+        let bytes = file.metadata()?.len();
+        file.sync_all()?;
+        let folder = dest.parent().unwrap_or(&root).to_owned();
+        std::fs::create_dir_all(&folder)?;
+        match std::fs::rename(&src, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        // The new entry, and the folders create_dir_all may have made.
+        let mut dir = Some(folder.as_path());
+        while let Some(d) = dir {
+            std::fs::File::open(d)?.sync_all()?;
+            if d == root {
+                break;
+            }
+            dir = d.parent().filter(|p| p.starts_with(&root));
+        }
+        Ok(Some(bytes))
+    })
+    .await
+    .expect("rename task does not panic");
+    moved.map_err(StoreError::local(path))
 }
 
 /// Uploads `path` to `key` on a local store (staging file, then rename).
