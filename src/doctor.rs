@@ -236,7 +236,7 @@ fn gstreamer(config: &Config) -> Vec<Check> {
 
 /// Whether GStreamer starts and has every element in `REQUIRED_ELEMENTS`.
 fn elements() -> Check {
-    if let Err(e) = crate::pipeline::init_gstreamer() {
+    if let Err(e) = crate::graph::init() {
         return Check::bad(
             Verdict::Fail,
             "GStreamer",

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod db;
 pub mod disk;
 pub mod doctor;
+pub mod graph;
 pub mod inspect;
 pub mod jobs;
 pub mod keys;

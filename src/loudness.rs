@@ -1,6 +1,7 @@
 //! Loudness for `normalize_audio`: the EBU R128 integrated loudness and true
 //! peak of a source's primary audio, as reeld will encode it, and the one
-//! gain that brings it to the target.
+//! gain that brings it to the target. Only the audio is decoded: the other
+//! streams are split off encoded and dropped.
 //!
 //! Normalisation is linear, in two passes (as ffmpeg's `loudnorm` does when it
 //! is given measured values): this module decodes the audio once through the
@@ -86,85 +87,44 @@ pub fn measure(path: &Path, channels: u32) -> Result<Loudness, LoudnessError> {
     let meter_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let last_buffer = Arc::new(Mutex::new(Instant::now()));
 
-    let (pipeline, decodebin) =
-        crate::pipeline::file_pass("reeld-loudness", path, "decodebin").map_err(pass_error)?;
+    // parsebin splits the file into its encoded streams; only the first
+    // audio stream is decoded; the others (video above all) are drained
+    // as they are, never decoded.
+    let (pipeline, parsebin) =
+        crate::graph::file_pass("reeld-loudness", path, "parsebin").map_err(pass_error)?;
 
     let taken = Arc::new(Mutex::new(false));
     {
-        let meter = meter.clone();
-        let meter_error = meter_error.clone();
-        let last_buffer = last_buffer.clone();
+        let meter = Meter {
+            meter: meter.clone(),
+            error: meter_error.clone(),
+            last_buffer: last_buffer.clone(),
+            channels,
+        };
         let pipeline_weak = pipeline.downgrade();
-        decodebin.connect_pad_added(move |_, pad| {
+        parsebin.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipeline_weak.upgrade() else {
                 return;
             };
-            let is_audio =
-                crate::pipeline::media_kind(&crate::pipeline::pad_caps_name(pad)) == "audio";
+            let is_audio = crate::graph::media_kind(&crate::graph::pad_caps_name(pad)) == "audio";
             let first_audio =
                 is_audio && !std::mem::replace(&mut *taken.lock().expect("lock"), true);
-            // The first audio stream is metered before its sink; every
-            // stream ends in one.
-            let Ok(sink) = crate::pipeline::drain_sink() else {
-                return;
+            let head = if first_audio {
+                decode_into_meter(&pipeline, meter.clone())
+            } else {
+                crate::graph::drain_sink().ok().and_then(|sink| {
+                    pipeline.add(&sink).ok()?;
+                    sink.sync_state_with_parent().ok()?;
+                    Some(sink)
+                })
             };
-            let mut chain = Vec::new();
-            if first_audio {
-                let caps = gst::Caps::builder("audio/x-raw")
-                    .field("format", "F32LE")
-                    .field("layout", "interleaved")
-                    .field("rate", RATE)
-                    .field("channels", channels as i32)
-                    .build();
-                for (factory, caps) in [
-                    ("audioconvert", None),
-                    ("audioresample", None),
-                    ("capsfilter", Some(caps)),
-                ] {
-                    let mut builder = gst::ElementFactory::make(factory);
-                    if let Some(caps) = caps {
-                        builder = builder.property("caps", caps);
-                    }
-                    match builder.build() {
-                        Ok(e) => chain.push(e),
-                        Err(_) => return,
-                    }
-                }
-                let meter = meter.clone();
-                let meter_error = meter_error.clone();
-                let last_buffer = last_buffer.clone();
-                sink.static_pad("sink")
-                    .expect("fakesink has a sink pad")
-                    .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                        if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data
-                            && let Ok(map) = buffer.map_readable()
-                        {
-                            let samples: Vec<f32> = map
-                                .chunks_exact(4)
-                                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                                .collect();
-                            if let Err(e) =
-                                meter.lock().expect("meter lock").add_frames_f32(&samples)
-                            {
-                                *meter_error.lock().expect("lock") = Some(e.to_string());
-                            }
-                            *last_buffer.lock().expect("lock") = Instant::now();
-                        }
-                        gst::PadProbeReturn::Ok
-                    });
+            if let Some(head) = head {
+                let _ = pad.link(&head.static_pad("sink").expect("a sink pad"));
             }
-            chain.push(sink);
-            if pipeline.add_many(&chain).is_err() || gst::Element::link_many(&chain).is_err() {
-                return;
-            }
-            for element in &chain {
-                let _ = element.sync_state_with_parent();
-            }
-            let _ = pad.link(&chain[0].static_pad("sink").expect("a sink pad"));
         });
     }
 
-    crate::pipeline::run_pass(&pipeline, &last_buffer, STALL_LIMIT).map_err(pass_error)?;
+    crate::graph::run_pass(&pipeline, &last_buffer, STALL_LIMIT).map_err(pass_error)?;
     if let Some(e) = meter_error.lock().expect("lock").take() {
         return Err(LoudnessError::Meter(e));
     }
@@ -186,10 +146,88 @@ pub fn measure(path: &Path, channels: u32) -> Result<Loudness, LoudnessError> {
     })
 }
 
-fn pass_error(e: crate::pipeline::PassError) -> LoudnessError {
+/// Where decoded samples go: the meter, its first error, and when the last
+/// buffer came (for the stall check).
+#[derive(Clone)]
+struct Meter {
+    meter: Arc<Mutex<ebur128::EbuR128>>,
+    error: Arc<Mutex<Option<String>>>,
+    last_buffer: Arc<Mutex<Instant>>,
+    channels: u32,
+}
+
+/// Adds `decodebin ! audioconvert ! audioresample ! capsfilter ! fakesink`
+/// to `pipeline`, the sink's buffers fed to the meter; returns the
+/// decodebin, for the audio pad to link to.
+fn decode_into_meter(pipeline: &gst::Pipeline, meter: Meter) -> Option<gst::Element> {
+    let decodebin = gst::ElementFactory::make("decodebin").build().ok()?;
+    pipeline.add(&decodebin).ok()?;
+    let pipeline_weak = pipeline.downgrade();
+    decodebin.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = pipeline_weak.upgrade() else {
+            return;
+        };
+        if let Some(chain) = meter_chain(&pipeline, meter.clone()) {
+            let _ = pad.link(&chain.static_pad("sink").expect("a sink pad"));
+        }
+    });
+    decodebin.sync_state_with_parent().ok()?;
+    Some(decodebin)
+}
+
+/// The conversion to the outputs' format and the metering sink; returns
+/// the chain's first element.
+fn meter_chain(pipeline: &gst::Pipeline, meter: Meter) -> Option<gst::Element> {
+    let caps = gst::Caps::builder("audio/x-raw")
+        .field("format", "F32LE")
+        .field("layout", "interleaved")
+        .field("rate", RATE)
+        .field("channels", meter.channels as i32)
+        .build();
+    let chain = [
+        gst::ElementFactory::make("audioconvert").build().ok()?,
+        gst::ElementFactory::make("audioresample").build().ok()?,
+        gst::ElementFactory::make("capsfilter")
+            .property("caps", caps)
+            .build()
+            .ok()?,
+        crate::graph::drain_sink().ok()?,
+    ];
+    chain[3]
+        .static_pad("sink")
+        .expect("fakesink has a sink pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data
+                && let Ok(map) = buffer.map_readable()
+            {
+                let samples: Vec<f32> = map
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                if let Err(e) = meter
+                    .meter
+                    .lock()
+                    .expect("meter lock")
+                    .add_frames_f32(&samples)
+                {
+                    *meter.error.lock().expect("lock") = Some(e.to_string());
+                }
+                *meter.last_buffer.lock().expect("lock") = Instant::now();
+            }
+            gst::PadProbeReturn::Ok
+        });
+    pipeline.add_many(&chain).ok()?;
+    gst::Element::link_many(&chain).ok()?;
+    for element in &chain {
+        element.sync_state_with_parent().ok()?;
+    }
+    Some(chain[0].clone())
+}
+
+fn pass_error(e: crate::graph::PassError) -> LoudnessError {
     match e {
-        crate::pipeline::PassError::Failed(message) => LoudnessError::Pipeline(message),
-        crate::pipeline::PassError::Stalled => LoudnessError::Stalled,
+        crate::graph::PassError::Failed(message) => LoudnessError::Pipeline(message),
+        crate::graph::PassError::Stalled => LoudnessError::Stalled,
     }
 }
 

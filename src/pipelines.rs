@@ -89,7 +89,7 @@ impl Fragments {
     /// Reads the fragments from `dir` (falling back to the embedded copy of any
     /// file that is absent) and checks each one.
     pub fn load(dir: &Path) -> Result<Fragments, Vec<FragmentError>> {
-        if let Err(e) = crate::pipeline::init_gstreamer() {
+        if let Err(e) = crate::graph::init() {
             return Err(vec![FragmentError::Parse {
                 origin: "GStreamer".into(),
                 message: e.to_string(),

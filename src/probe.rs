@@ -204,7 +204,7 @@ pub fn probe_file(path: &Path) -> Result<MediaInfo, ProbeError> {
     };
     let uri = gst::glib::filename_to_uri(&abs, None)
         .map_err(|e| ProbeError::Init(format!("cannot make a URI of {}: {e}", abs.display())))?;
-    crate::pipeline::init_gstreamer().map_err(|e| ProbeError::Init(e.to_string()))?;
+    crate::graph::init().map_err(|e| ProbeError::Init(e.to_string()))?;
     let discoverer =
         gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(DISCOVER_TIMEOUT_SECONDS))
             .map_err(|e| ProbeError::Init(e.to_string()))?;
