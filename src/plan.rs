@@ -11,6 +11,9 @@ use crate::asset::{
 };
 use crate::probe::MediaInfo;
 
+mod assess;
+pub use assess::{Assessment, audio_output_channels, plan_asset};
+
 /// Highest frame rate stored; faster sources drop frames down to it.
 pub const MAX_FRAME_RATE: u32 = 60;
 /// Key frame interval of encoded outputs, in seconds.
@@ -52,7 +55,7 @@ pub struct VideoTarget {
     /// The resampling kernel for that step.
     pub scaler: Scaler,
     /// The source's compressed video is copied (remuxed), not decoded and
-    /// encoded: see [`copy_streams`].
+    /// encoded: see `assess::copy_streams`.
     pub copy: bool,
 }
 
@@ -79,7 +82,7 @@ pub struct AudioTarget {
     pub sample_rate: u32,
     /// AAC bitrate in bits per second.
     pub bitrate: u32,
-    /// The source's AAC is copied, not re-encoded: see [`copy_streams`].
+    /// The source's AAC is copied, not re-encoded: see `assess::copy_streams`.
     pub copy: bool,
 }
 
@@ -132,9 +135,12 @@ pub struct Plan {
     pub expected_duration: Option<f64>,
     /// Test assets stop after this many seconds of the source.
     pub duration_limit: Option<f64>,
-    /// Gain in dB applied to all audio (`normalize_audio`; set by the job
-    /// from `loudness::measure`).
+    /// Gain in dB applied to all audio (`normalize_audio`, from the
+    /// assessment's loudness measurement).
     pub audio_gain_db: Option<f64>,
+    /// Requested files left to a later renditions job, because the master
+    /// is a copy and they need an encode.
+    pub deferred: Vec<String>,
     /// Channels of the source's primary audio (reported even when downmixed).
     pub source_audio_channels: Option<u32>,
 }
@@ -296,8 +302,9 @@ pub fn requested_names_for(settings: &AssetSettings, has_video: bool) -> Vec<Req
         .collect()
 }
 
-/// Decides every output for `info` under `settings`.
-pub fn plan_asset(
+/// Decides every output for `info` under `settings`, as if the source had
+/// to be decoded (see `plan_asset` for the assessment's part).
+fn plan_outputs(
     info: &MediaInfo,
     settings: &AssetSettings,
     scope: Scope<'_>,
@@ -374,6 +381,7 @@ pub fn plan_asset(
         },
         duration_limit: settings.test.then_some(TEST_ASSET_SECONDS),
         audio_gain_db: None,
+        deferred: Vec::new(),
         source_audio_channels: source_audio.map(|a| a.channels),
     };
     let video_index = |plan: &mut Plan, target: VideoTarget| -> usize {
@@ -505,119 +513,6 @@ pub fn plan_asset(
     Ok(plan)
 }
 
-/// The fast path: marks the master's encodes as stream copies where the
-/// source is a standard input (`standard` is true when it has no
-/// `non_standard_input_reasons`) whose H.264 video already is what the master
-/// would be (same size, upright, progressive, at most 60 fps) and whose audio
-/// is AAC in at most two channels. Outputs of the master's size share the
-/// copy; smaller renditions are still encoded from one decode. Test assets
-/// (watermarked) and loudness-normalised audio are never copied.
-pub fn copy_streams(plan: &mut Plan, info: &MediaInfo, settings: &AssetSettings, standard: bool) {
-    // Only MP4/MOV/M4A sources: their index gives every packet exact decode
-    // and presentation times. Matroska keeps no decode times, and a copy of
-    // its B-frame video would come out with wrong frame durations.
-    let timestamped = matches!(
-        info.container.as_deref(),
-        Some("video/quicktime" | "audio/x-m4a")
-    );
-    if !standard || !timestamped || settings.test {
-        return;
-    }
-    let Some(master) = plan.outputs.iter().find(|o| o.name == MASTER_NAME) else {
-        return;
-    };
-    let (video, audio) = (master.video, master.audio);
-    let video_copies = match (video, info.video.first()) {
-        (Some(index), Some(source)) => {
-            let target = &plan.video_encodes[index];
-            source.codec == "h264"
-                && (target.width, target.height) == (source.width, source.height)
-                && source.rotation == 0
-                && !source.flipped
-                && !source.interlaced
-                && target.max_frame_rate.is_none()
-        }
-        (None, _) => true,
-        (Some(_), None) => false,
-    };
-    let audio_copies = match (audio, info.audio.first()) {
-        (Some(_), Some(source)) => {
-            source.codec == "aac" && source.channels <= 2 && !settings.normalize_audio
-        }
-        (None, _) => true,
-        (Some(_), None) => false,
-    };
-    // All or nothing: a pipeline either copies or decodes.
-    if video_copies && audio_copies {
-        if let Some(index) = video {
-            plan.video_encodes[index].copy = true;
-        }
-        if let Some(index) = audio {
-            plan.audio_encodes[index].copy = true;
-        }
-    }
-}
-
-/// Frame rates a steady output snaps to when the measured one is within 0.5 %.
-const COMMON_FRAME_RATES: [(u32, u32); 8] = [
-    (24000, 1001),
-    (24, 1),
-    (25, 1),
-    (30000, 1001),
-    (30, 1),
-    (50, 1),
-    (60000, 1001),
-    (60, 1),
-];
-
-/// Makes the output of a variable-frame-rate source steady: every encode runs
-/// at the source's typical rate (its most common frame step, snapped to a
-/// common rate, at most 60), repeating or dropping frames, so that players see
-/// a constant rate and the audio stays in sync. Copies are left alone (the
-/// caller does not copy a variable-rate source).
-pub fn steady_frame_rate(plan: &mut Plan, typical_fps: f64) {
-    let fps = typical_fps.min(f64::from(MAX_FRAME_RATE));
-    let off = |&(n, d): &(u32, u32)| (f64::from(n) / f64::from(d) - fps).abs();
-    let rate = COMMON_FRAME_RATES
-        .iter()
-        .filter(|r| off(r) <= fps * 0.005)
-        .min_by(|a, b| off(a).total_cmp(&off(b)))
-        .copied()
-        .unwrap_or(((fps.round() as u32).max(1), 1));
-    let stored = f64::from(rate.0) / f64::from(rate.1);
-    for target in plan.video_encodes.iter_mut().filter(|v| !v.copy) {
-        target.steady_frame_rate = Some(rate);
-        target.max_frame_rate = None;
-        target.stored_frame_rate = (stored * 1000.0).round() / 1000.0;
-        target.keyframe_interval = ((stored * GOP_SECONDS).round() as u32).max(1);
-    }
-}
-
-impl Plan {
-    /// Whether the master is made by copying the source's streams.
-    pub fn copies(&self) -> bool {
-        self.video_encodes.iter().any(|v| v.copy) || self.audio_encodes.iter().any(|a| a.copy)
-    }
-
-    /// Leaves out of this run every output that needs an encode, when the
-    /// master is a copy: the master is stored at disk speed, and the rest is
-    /// made from it by a renditions job (one decode). Returns their names.
-    pub fn defer_encoded_outputs(&mut self) -> Vec<String> {
-        if !self.copies() {
-            return Vec::new();
-        }
-        let (video, audio) = (&self.video_encodes, &self.audio_encodes);
-        let (keep, deferred): (Vec<OutputPlan>, Vec<OutputPlan>) =
-            std::mem::take(&mut self.outputs)
-                .into_iter()
-                .partition(|o| {
-                    o.video.is_none_or(|i| video[i].copy) && o.audio.is_none_or(|i| audio[i].copy)
-                });
-        self.outputs = keep;
-        deferred.into_iter().map(|o| o.name).collect()
-    }
-}
-
 /// Decides where each encode's picture is scaled from. Scaling from the
 /// smallest larger picture already made reads fewer pixels, and keeps each
 /// step small enough for the cheap linear kernel: a 1080p source's 720p is
@@ -690,28 +585,31 @@ fn round_even(x: f64) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::asset::MaxResolutionTier;
     use crate::probe::{AudioStream, VideoStream};
 
-    fn plan_master(info: &MediaInfo, settings: &AssetSettings) -> Result<Plan, PlanError> {
-        plan_asset(info, settings, Scope::Everything)
+    pub(super) fn plan_master(
+        info: &MediaInfo,
+        settings: &AssetSettings,
+    ) -> Result<Plan, PlanError> {
+        plan_outputs(info, settings, Scope::Everything)
     }
 
-    fn settings(tier: MaxResolutionTier) -> AssetSettings {
+    pub(super) fn settings(tier: MaxResolutionTier) -> AssetSettings {
         AssetSettings::defaults(tier, VideoQuality::Plus)
     }
 
-    fn video(width: u32, height: u32) -> VideoStream {
+    pub(super) fn video(width: u32, height: u32) -> VideoStream {
         VideoStream::h264_for_tests(width, height)
     }
 
-    fn stereo() -> AudioStream {
+    pub(super) fn stereo() -> AudioStream {
         AudioStream::aac_stereo_for_tests()
     }
 
-    fn info(video: Vec<VideoStream>, audio: Vec<AudioStream>) -> MediaInfo {
+    pub(super) fn info(video: Vec<VideoStream>, audio: Vec<AudioStream>) -> MediaInfo {
         MediaInfo {
             container: Some("video/quicktime".into()),
             duration: Some(10.0),
@@ -838,7 +736,10 @@ mod tests {
         );
     }
 
-    fn with_renditions(tier: MaxResolutionTier, list: &[RenditionResolution]) -> AssetSettings {
+    pub(super) fn with_renditions(
+        tier: MaxResolutionTier,
+        list: &[RenditionResolution],
+    ) -> AssetSettings {
         let mut s = settings(tier);
         s.static_renditions = list
             .iter()
@@ -944,7 +845,7 @@ mod tests {
         for ((w, h, rot), tier, expected) in cases {
             let mut v = video(w, h);
             v.rotation = rot;
-            let p = plan_asset(
+            let p = plan_outputs(
                 &info(vec![v], vec![stereo()]),
                 &with_renditions(tier, &all),
                 Scope::Everything,
@@ -961,7 +862,7 @@ mod tests {
     #[test]
     fn a_480p_source_skips_everything_above_it() {
         use RenditionResolution::*;
-        let p = plan_asset(
+        let p = plan_outputs(
             &info(vec![video(854, 480)], vec![stereo()]),
             &with_renditions(MaxResolutionTier::P1080, &[P720, P540, P480, P360]),
             Scope::Everything,
@@ -976,7 +877,8 @@ mod tests {
     fn streams_a_file_needs_must_exist() {
         use RenditionResolution::*;
         let s = with_renditions(MaxResolutionTier::P1080, &[Highest, AudioOnly, P720]);
-        let audio_only = plan_asset(&info(vec![], vec![stereo()]), &s, Scope::Everything).unwrap();
+        let audio_only =
+            plan_outputs(&info(vec![], vec![stereo()]), &s, Scope::Everything).unwrap();
         let st: Vec<_> = audio_only.renditions.iter().map(|r| r.status).collect();
         use RenditionStatus::*;
         assert_eq!(
@@ -985,7 +887,7 @@ mod tests {
             "audio-only asset: only audio.m4a"
         );
         let silent =
-            plan_asset(&info(vec![video(1280, 720)], vec![]), &s, Scope::Everything).unwrap();
+            plan_outputs(&info(vec![video(1280, 720)], vec![]), &s, Scope::Everything).unwrap();
         let st: Vec<_> = silent.renditions.iter().map(|r| r.status).collect();
         assert_eq!(
             st,
@@ -998,7 +900,7 @@ mod tests {
     fn same_size_outputs_share_one_encode() {
         use RenditionResolution::*;
         let mut s = with_renditions(MaxResolutionTier::P1080, &[Highest, P1080, P720, AudioOnly]);
-        let p = plan_asset(
+        let p = plan_outputs(
             &info(vec![video(1920, 1080)], vec![stereo()]),
             &s,
             Scope::Everything,
@@ -1020,7 +922,7 @@ mod tests {
             passthrough: None,
         });
         let names = vec!["480p.mp4".to_owned()];
-        let p = plan_asset(
+        let p = plan_outputs(
             &info(vec![video(1920, 1080)], vec![stereo()]),
             &s,
             Scope::RenditionsOnly(&names),
@@ -1040,7 +942,7 @@ mod tests {
         let names = fates;
         let mut s = settings(MaxResolutionTier::P2160);
         s.mp4_support = Some(Mp4Support::Standard);
-        let p = plan_asset(
+        let p = plan_outputs(
             &info(vec![video(3840, 2160)], vec![stereo()]),
             &s,
             Scope::Everything,
@@ -1056,7 +958,7 @@ mod tests {
             ]
         );
         s.mp4_support = Some(Mp4Support::AudioOnlyCapped1080p);
-        let p = plan_asset(
+        let p = plan_outputs(
             &info(vec![video(3840, 2160)], vec![]),
             &s,
             Scope::Everything,
@@ -1070,14 +972,14 @@ mod tests {
             ]
         );
         s.mp4_support = Some(Mp4Support::AudioOnly);
-        let p = plan_asset(&info(vec![video(640, 360)], vec![]), &s, Scope::Everything).unwrap();
+        let p = plan_outputs(&info(vec![video(640, 360)], vec![]), &s, Scope::Everything).unwrap();
         assert_eq!(
             names(&p),
             vec![("audio.m4a".into(), Errored, None)],
             "Mux errors audio-only MP4 support without audio"
         );
         s.mp4_support = Some(Mp4Support::Capped1080p);
-        let p = plan_asset(&info(vec![], vec![stereo()]), &s, Scope::Everything).unwrap();
+        let p = plan_outputs(&info(vec![], vec![stereo()]), &s, Scope::Everything).unwrap();
         assert_eq!(
             names(&p),
             vec![("audio.m4a".into(), Preparing, None)],
@@ -1089,7 +991,7 @@ mod tests {
     fn scaling_steps_chain_through_smaller_pictures() {
         use RenditionResolution::*;
         let s = with_renditions(MaxResolutionTier::P1080, &[P720, P480, P360, P270]);
-        let p = plan_asset(
+        let p = plan_outputs(
             &info(vec![video(1920, 1080)], vec![stereo()]),
             &s,
             Scope::Everything,
@@ -1122,7 +1024,7 @@ mod tests {
         );
         // A lone small rendition of a large source: one big step, Lanczos.
         let s = with_renditions(MaxResolutionTier::P1080, &[P270]);
-        let p = plan_asset(
+        let p = plan_outputs(
             &info(vec![video(1920, 1080)], vec![stereo()]),
             &s,
             Scope::Everything,
@@ -1131,7 +1033,7 @@ mod tests {
         let small = p.video_encodes.iter().find(|e| e.width == 480).unwrap();
         assert_eq!((small.scale_from, small.scaler), (None, Scaler::Lanczos));
         // A 4K source capped at 1080p: the master itself is a 2x step.
-        let p = plan_asset(
+        let p = plan_outputs(
             &info(vec![video(3840, 2160)], vec![]),
             &settings(MaxResolutionTier::P1080),
             Scope::Everything,
@@ -1146,91 +1048,6 @@ mod tests {
         assert_eq!(max_bitrate_kbps(720), 3_000);
         assert_eq!(max_bitrate_kbps(480), 1_200);
         assert_eq!(max_bitrate_kbps(2160), 20_000);
-    }
-
-    #[test]
-    fn a_standard_mp4_master_is_a_copy_and_encoded_files_are_deferred() {
-        use RenditionResolution as R;
-        let source = info(vec![video(1920, 1080)], vec![stereo()]);
-        let settings = with_renditions(
-            MaxResolutionTier::P1080,
-            &[R::Highest, R::P720, R::AudioOnly],
-        );
-        let mut plan = plan_master(&source, &settings).unwrap();
-        copy_streams(&mut plan, &source, &settings, true);
-        assert!(plan.copies());
-        assert!(plan.video_encodes[0].copy && plan.audio_encodes[0].copy);
-        let deferred = plan.defer_encoded_outputs();
-        assert_eq!(deferred, ["highest.mp4", "720p.mp4", "audio.m4a"]);
-        let names: Vec<&str> = plan.outputs.iter().map(|o| o.name.as_str()).collect();
-        assert_eq!(names, [MASTER_NAME]);
-        // The deferred files stay planned (preparing) for the follow-up job.
-        assert!(
-            plan.renditions
-                .iter()
-                .all(|r| r.status == RenditionStatus::Preparing)
-        );
-    }
-
-    #[test]
-    fn what_is_never_copied() {
-        let standard = info(vec![video(1920, 1080)], vec![stereo()]);
-        let tier = settings(MaxResolutionTier::P1080);
-        let copies = |source: &MediaInfo, settings: &AssetSettings, is_standard: bool| {
-            let mut plan = plan_master(source, settings).unwrap();
-            copy_streams(&mut plan, source, settings, is_standard);
-            plan.copies()
-        };
-        assert!(copies(&standard, &tier, true));
-        assert!(!copies(&standard, &tier, false), "non-standard");
-        let mut test = tier.clone();
-        test.test = true;
-        assert!(
-            !copies(&standard, &test, true),
-            "test assets are watermarked"
-        );
-        let mut loud = tier.clone();
-        loud.normalize_audio = true;
-        assert!(!copies(&standard, &loud, true), "normalised audio");
-        let mut mkv = standard.clone();
-        mkv.container = Some("video/x-matroska".into());
-        assert!(!copies(&mkv, &tier, true), "no decode times to copy");
-        let big = info(vec![video(3840, 2160)], vec![stereo()]);
-        assert!(!copies(&big, &tier, true), "above the tier");
-        let mut rotated = standard.clone();
-        rotated.video[0].rotation = 90;
-        assert!(
-            !copies(&rotated, &tier, true),
-            "rotation is applied to pixels"
-        );
-        let mut hevc = standard.clone();
-        hevc.video[0].codec = "hevc".into();
-        assert!(!copies(&hevc, &tier, true), "the master is H.264");
-        let mut fast = standard.clone();
-        fast.video[0].frame_rate = (120, 1);
-        assert!(!copies(&fast, &tier, true), "capped at 60 fps");
-        let mut surround = standard.clone();
-        surround.audio[0].channels = 6;
-        assert!(!copies(&surround, &tier, true), "downmixed to stereo");
-        let audio_only = info(vec![], vec![stereo()]);
-        let mut m4a = audio_only.clone();
-        m4a.container = Some("audio/x-m4a".into());
-        assert!(copies(&m4a, &tier, true), "AAC in M4A");
-    }
-
-    #[test]
-    fn a_variable_rate_source_is_made_steady_at_its_typical_rate() {
-        let source = info(vec![video(1280, 720)], vec![stereo()]);
-        let mut plan = plan_master(&source, &settings(MaxResolutionTier::P1080)).unwrap();
-        steady_frame_rate(&mut plan, 29.969);
-        let target = &plan.video_encodes[0];
-        assert_eq!(target.steady_frame_rate, Some((30000, 1001)));
-        assert_eq!(target.stored_frame_rate, 29.97);
-        assert_eq!(target.keyframe_interval, 60);
-        steady_frame_rate(&mut plan, 240.0);
-        assert_eq!(plan.video_encodes[0].steady_frame_rate, Some((60, 1)));
-        steady_frame_rate(&mut plan, 12.4);
-        assert_eq!(plan.video_encodes[0].steady_frame_rate, Some((12, 1)));
     }
 
     #[test]

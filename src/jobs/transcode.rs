@@ -191,17 +191,20 @@ async fn run_steps(
         None => Scope::Everything,
         Some(names) => Scope::RenditionsOnly(names),
     };
-    let mut plan = plan::plan_asset(&info, &settings, scope)
-        .map_err(|e| JobOutcome::InvalidInput(sentence(&e.to_string())))?;
     // Renditions added later come from the stored master, already assessed.
-    let reasons = match job.kind {
-        JobKind::Transcode => assess_source(&source, &info, &settings, &mut plan).await,
-        JobKind::Renditions => None,
+    let (reasons, mut assessment) = match job.kind {
+        JobKind::Transcode => assess_source(&source, &info, &settings).await,
+        JobKind::Renditions => (None, plan::Assessment::default()),
     };
     if settings.normalize_audio
-        && let Some(target) = plan.audio_encodes.first()
+        && let Some(channels) = plan::audio_output_channels(&info)
     {
-        plan.audio_gain_db = Some(normalizing_gain(&source, target.channels).await?);
+        assessment.audio_gain_db = Some(normalizing_gain(&source, channels).await?);
+    }
+    let plan = plan::plan_asset(&info, &settings, scope, &assessment)
+        .map_err(|e| JobOutcome::InvalidInput(sentence(&e.to_string())))?;
+    if job.kind == JobKind::Transcode && reasons.is_none() {
+        info!(remux = plan.copies(), deferred = ?plan.deferred, "The source is a standard input.");
     }
     let mut files: Vec<RenditionRow> = plan.renditions.iter().map(planned_row).collect();
     if !files.is_empty() {
@@ -345,16 +348,14 @@ async fn probe_blocking(path: PathBuf) -> Result<MediaInfo, ProbeError> {
         .expect("probe task does not panic")
 }
 
-/// Measures the source's streams and judges them by Mux's standard-input
-/// rules; then decides the fast path (a copy, with the encoded files left to
-/// a renditions job) and a steady frame rate for a variable-rate source.
-/// Returns the asset's `non_standard_input_reasons`, `None` when standard.
+/// Measures what the probe cannot tell: whether the source is a standard
+/// input (its `non_standard_input_reasons`, `None` when standard) and
+/// whether its frame rate is steady.
 async fn assess_source(
     source: &Path,
     info: &MediaInfo,
     settings: &AssetSettings,
-    plan: &mut Plan,
-) -> Option<standard::Reasons> {
+) -> (Option<standard::Reasons>, plan::Assessment) {
     let inspection = inspect_blocking(source.to_owned()).await;
     if let Err(e) = &inspection {
         warn!(error = %e, "Cannot measure the source's streams; it counts as non-standard.");
@@ -363,26 +364,27 @@ async fn assess_source(
     let found = standard::reasons(info, inspection.as_ref(), settings.max_resolution_tier);
     let measured = inspection.as_ref().and_then(|i| i.video.as_ref());
     let variable = measured.is_some_and(|m| m.variable_frame_rate);
-    // Mux counts a variable frame rate as standard, but a copy would keep
-    // it: such a source is encoded at a steady rate instead.
-    plan::copy_streams(plan, info, settings, found.is_empty() && !variable);
-    if let Some(fps) = measured
+    let steady_fps = measured
         .filter(|m| m.variable_frame_rate)
-        .and_then(|m| m.typical_frame_rate)
-    {
+        .and_then(|m| m.typical_frame_rate);
+    if let Some(fps) = steady_fps {
         info!(
             fps,
             "The source has a variable frame rate; the output is made steady."
         );
-        plan::steady_frame_rate(plan, fps);
     }
-    let deferred = plan.defer_encoded_outputs();
+    let assessment = plan::Assessment {
+        // Mux counts a variable frame rate as standard, but a copy would
+        // keep it: such a source is encoded at a steady rate instead.
+        copyable: found.is_empty() && !variable,
+        steady_fps,
+        audio_gain_db: None,
+    };
     if found.is_empty() {
-        info!(remux = plan.copies(), deferred = ?deferred, "The source is a standard input.");
-        None
+        (None, assessment)
     } else {
         info!(reasons = ?found, "The source is not a standard input.");
-        Some(found)
+        (Some(found), assessment)
     }
 }
 
@@ -434,6 +436,10 @@ async fn transcode_blocking(
             cancel,
             duration: plan.expected_duration,
             cores: cores_per_job(ctx2.config.concurrency),
+            source_index_bytes: plan
+                .copies()
+                .then(|| inspect::mp4::moov_size(&source))
+                .flatten(),
         };
         pipeline::transcode(&source, &plan, &spool, &options, |pct| {
             if let Some(cb) = &progress {
