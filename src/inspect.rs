@@ -1,15 +1,17 @@
 //! Inspection: what the compressed source really is, measured from its
 //! packets rather than taken from container headers.
 //!
-//! One pass with `parsebin` (demux and parse, no decode) over the whole file
-//! records, for the first video stream, every frame's timestamp, size and
-//! key-frame flag, and whether each key frame starts a closed GOP (an IDR
-//! picture). [`GopMeter`] turns that into key-frame spacing, average and peak
+//! For the first video stream: every frame's timestamp, size and key-frame
+//! flag, and whether each key frame starts a closed GOP (an IDR picture).
+//! An MP4/MOV file's index holds all of that but the IDR check, which reads
+//! a few bytes per key frame ([`sample_table`]); any other file gets one pass
+//! with `parsebin` (demux and parse, no decode) over the whole of it. [`GopMeter`] turns that into key-frame spacing, average and peak
 //! per-GOP bitrate and the real frame rate. MP4 edit lists are read from the
 //! `moov` box by [`mp4`]. `standard` judges the result against Mux's rules.
 //! Synchronous: call it from a blocking thread.
 
 pub mod mp4;
+mod sample_table;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -283,16 +285,28 @@ fn length_size(codec: NalCodec, caps: &gst::CapsRef) -> Option<usize> {
     Some(usize::from(byte & 0x3) + 1)
 }
 
-/// Inspects `path`: one parse pass, and the MP4 edit lists.
+/// Inspects `path`: the MP4 edit lists, and the video's packets from the
+/// MP4/MOV index where it has a usable one, from one parse pass otherwise.
 pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
     let edits = mp4::read_edit_lists(path).unwrap_or_default();
-    let video = measure_video(path)?;
+    let video = match sample_table::measure_video(path) {
+        Some(video) => video,
+        None => measure_video(path)?,
+    };
     Ok(Inspection { video, edits })
+}
+
+/// The parse pass alone, for comparing it with the index reader.
+#[cfg(test)]
+pub(crate) fn inspect_by_parse_pass(
+    path: &Path,
+) -> Result<Option<VideoMeasurements>, InspectError> {
+    measure_video(path)
 }
 
 fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError> {
     let (pipeline, parsebin) =
-        crate::pipeline::file_pass("reeld-inspect", path, "parsebin").map_err(pass_error)?;
+        crate::graph::file_pass("reeld-inspect", path, "parsebin").map_err(pass_error)?;
 
     let meter = Arc::new(Mutex::new(GopMeter::default()));
     let video_taken = Arc::new(Mutex::new(false));
@@ -305,8 +319,8 @@ fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError>
             let Some(pipeline) = pipeline_weak.upgrade() else {
                 return;
             };
-            let name = crate::pipeline::pad_caps_name(pad);
-            let Ok(sink) = crate::pipeline::drain_sink() else {
+            let name = crate::graph::pad_caps_name(pad);
+            let Ok(sink) = crate::graph::drain_sink() else {
                 return;
             };
             if pipeline.add(&sink).is_err() {
@@ -315,7 +329,7 @@ fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError>
             let _ = sink.sync_state_with_parent();
             let sinkpad = sink.static_pad("sink").expect("fakesink has a sink pad");
             let mut first_video = false;
-            if crate::pipeline::media_kind(&name) == "video" {
+            if crate::graph::media_kind(&name) == "video" {
                 let mut taken = video_taken.lock().expect("video lock");
                 first_video = !*taken;
                 *taken = true;
@@ -382,15 +396,15 @@ fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError>
         });
     }
 
-    crate::pipeline::run_pass(&pipeline, &last_packet, STALL_LIMIT).map_err(pass_error)?;
+    crate::graph::run_pass(&pipeline, &last_packet, STALL_LIMIT).map_err(pass_error)?;
     let meter = std::mem::take(&mut *meter.lock().expect("meter lock"));
     Ok(meter.finish())
 }
 
-fn pass_error(e: crate::pipeline::PassError) -> InspectError {
+fn pass_error(e: crate::graph::PassError) -> InspectError {
     match e {
-        crate::pipeline::PassError::Failed(message) => InspectError::Pipeline(message),
-        crate::pipeline::PassError::Stalled => InspectError::Stalled,
+        crate::graph::PassError::Failed(message) => InspectError::Pipeline(message),
+        crate::graph::PassError::Stalled => InspectError::Stalled,
     }
 }
 

@@ -1,4 +1,5 @@
-//! MP4/MOV edit lists (`moov/trak/edts/elst`), read straight from the file.
+//! MP4/MOV edit lists (`moov/trak/edts/elst`) and the size of the index,
+//! read straight from the file.
 //!
 //! GStreamer applies edit lists while demuxing but does not report them, and
 //! Mux counts an input with a complex one as non-standard. Only the top-level
@@ -45,10 +46,10 @@ pub fn is_simple(edits: &[Edit]) -> bool {
     }
 }
 
-/// Reads the edit lists of the file at `path`; `None` when it is not an
-/// MP4/MOV file or its `moov` box cannot be read.
-pub fn read_edit_lists(path: &Path) -> Option<EditLists> {
-    let mut file = File::open(path).ok()?;
+/// Where the top-level `moov` box of an open MP4/MOV file lies: its offset,
+/// header length and total size. `None` when there is none, or the box
+/// headers do not add up.
+fn find_moov(file: &mut File) -> Option<(u64, u64, u64)> {
     let length = file.metadata().ok()?.len();
     let mut at = 0u64;
     // Every offset is checked: a crafted 64-bit box size must end the walk,
@@ -71,21 +72,43 @@ pub fn read_edit_lists(path: &Path) -> Option<EditLists> {
             return None;
         }
         if &kind == b"moov" {
-            let body = size - header_len;
-            if body > MAX_MOOV_BYTES {
-                return None;
-            }
-            let mut moov = vec![0u8; body as usize];
-            file.read_exact(&mut moov).ok()?;
-            return Some(edit_lists_in_moov(&moov));
+            return Some((at, header_len, size));
         }
         at = at.checked_add(size)?;
     }
     None
 }
 
+/// The size in bytes of the `moov` box (the index) of the MP4/MOV file at
+/// `path`: what a remux of it needs for its own index, give or take.
+pub fn moov_size(path: &Path) -> Option<u64> {
+    let mut file = File::open(path).ok()?;
+    find_moov(&mut file).map(|(_, _, size)| size)
+}
+
+/// The open file at `path` and the body of its `moov` box; `None` when it
+/// is not an MP4/MOV file or its `moov` box cannot be read.
+pub(super) fn read_moov(path: &Path) -> Option<(File, Vec<u8>)> {
+    let mut file = File::open(path).ok()?;
+    let (at, header_len, size) = find_moov(&mut file)?;
+    let body = size - header_len;
+    if body > MAX_MOOV_BYTES {
+        return None;
+    }
+    file.seek(SeekFrom::Start(at + header_len)).ok()?;
+    let mut moov = vec![0u8; body as usize];
+    file.read_exact(&mut moov).ok()?;
+    Some((file, moov))
+}
+
+/// Reads the edit lists of the file at `path`; `None` when it is not an
+/// MP4/MOV file or its `moov` box cannot be read.
+pub fn read_edit_lists(path: &Path) -> Option<EditLists> {
+    read_moov(path).map(|(_, moov)| edit_lists_in_moov(&moov))
+}
+
 /// Child boxes of a box body: (type, body).
-fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+pub(super) fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
     std::iter::from_fn(move || {
         if data.len() < 8 {
             return None;
@@ -109,7 +132,7 @@ fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
     })
 }
 
-fn child<'a>(data: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+pub(super) fn child<'a>(data: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
     boxes(data).find(|(k, _)| k == kind).map(|(_, body)| body)
 }
 
