@@ -14,7 +14,7 @@
 //!
 //! Outputs of the same size share one encode; each output file has its own
 //! `mp4mux ! filesink`. When the plan copies the source's streams (the remux
-//! fast path, `plan::copy_streams`), `parsebin` takes `decodebin`'s place and
+//! fast path, `plan::Assessment::copyable`), `parsebin` takes `decodebin`'s place and
 //! each copied stream goes `queue ! capsfilter ! tee` to its muxers, with no
 //! decoder at all.
 //! Extra source streams (second audio track, data) go to a `fakesink`. A
@@ -29,11 +29,10 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use tokio_util::sync::CancellationToken;
 
+use crate::graph::{POLL_INTERVAL, PipelineGuard, drain_sink, media_kind, pad_caps_name};
 use crate::pipelines::Fragments;
 use crate::plan::{AudioTarget, Plan, Scaler, VideoTarget};
 
-/// How often the bus is polled for progress, cancellation and stalls.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Raw frames a video branch may buffer before it holds the decoder back.
 const VIDEO_QUEUE_FRAMES: u32 = 8;
 /// Encoded media waiting at a muxer's input, at most.
@@ -44,11 +43,6 @@ const COPY_QUEUE_PACKETS: u32 = 512;
 /// VBV buffer of capped encodes, in ms of the maximum rate (2 s, as ffmpeg's
 /// `-bufsize 2×maxrate`).
 const VBV_BUFFER_MS: u32 = 2000;
-
-/// Initialises GStreamer once per process (later calls are cheap no-ops).
-pub fn init_gstreamer() -> Result<(), gst::glib::Error> {
-    gst::init()
-}
 
 /// Why a pipeline did not produce its outputs.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +115,88 @@ pub struct RunOptions<'a> {
     /// CPU cores this job may use: the machine's, shared among the jobs
     /// that run at the same time.
     pub cores: usize,
+    /// For a remux, the size of the source's index (`moov`), from which the
+    /// space reserved for the output's index at its start is sized.
+    pub source_index_bytes: Option<u64>,
+}
+
+/// The space reserved for an output's index at the start of the file, in
+/// mp4mux's terms: a duration (ns) and bytes per second per track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IndexSpace {
+    max_duration_ns: u64,
+    bytes_per_second: u32,
+}
+
+/// How much index space a remux reserves: twice the source's index plus
+/// 64 KiB, spread over its duration with a margin. A copy has the same
+/// samples as its source, so its index is about as large (the chunking may
+/// differ). `None` (the fast-start copy instead) when the duration is
+/// unknown or mp4mux's per-second limit would not hold it.
+fn index_space(source_index_bytes: u64, duration_s: f64, tracks: u32) -> Option<IndexSpace> {
+    if !(duration_s.is_finite() && duration_s > 0.0) || tracks == 0 {
+        return None;
+    }
+    let max_duration_s = duration_s * 1.1 + 30.0;
+    let wanted = 2 * source_index_bytes + 64 * 1024;
+    let per_second = (wanted as f64 / (f64::from(tracks) * max_duration_s)).ceil();
+    // mp4mux's own default, and the most its property takes.
+    let bytes_per_second = per_second.max(550.0);
+    if bytes_per_second > 10_000.0 {
+        return None;
+    }
+    Some(IndexSpace {
+        max_duration_ns: (max_duration_s * 1e9) as u64,
+        bytes_per_second: bytes_per_second as u32,
+    })
+}
+
+/// Transcodes `source` into every output of `plan`, each written to
+/// `spool_dir/NAME`, from one decode. Reports progress (0–100) as it goes.
+///
+/// A remux writes each file once, its index first in space reserved at the
+/// start. Should the index outgrow that space (mp4mux refuses then), the
+/// remux runs again the usual way: media data to a scratch file, then
+/// copied behind the index.
+pub fn transcode(
+    source: &Path,
+    plan: &Plan,
+    spool_dir: &Path,
+    options: &RunOptions<'_>,
+    mut on_progress: impl FnMut(f64),
+) -> Result<(), PipelineError> {
+    let reserve = match (
+        plan.copies(),
+        options.source_index_bytes,
+        plan.expected_duration,
+    ) {
+        (true, Some(bytes), Some(duration)) => {
+            let tracks = plan.video_encodes.len().min(1) + plan.audio_encodes.len().min(1);
+            index_space(bytes, duration, tracks as u32)
+        }
+        _ => None,
+    };
+    transcode_reserving(source, plan, spool_dir, options, reserve, &mut on_progress)
+}
+
+/// `transcode` with the index space given.
+fn transcode_reserving(
+    source: &Path,
+    plan: &Plan,
+    spool_dir: &Path,
+    options: &RunOptions<'_>,
+    reserve: Option<IndexSpace>,
+    mut on_progress: &mut dyn FnMut(f64),
+) -> Result<(), PipelineError> {
+    match run(source, plan, spool_dir, options, reserve, &mut on_progress) {
+        Err(PipelineError::Stream { debug: detail, .. })
+            if reserve.is_some() && detail.contains("reserved") =>
+        {
+            tracing::warn!(%detail, "The index outgrew the space reserved for it; remuxing again with a fast-start copy.");
+            run(source, plan, spool_dir, options, None, on_progress)
+        }
+        result => result,
+    }
 }
 
 /// x264 frame threads for one video encode of a job: its share of the job's
@@ -143,81 +219,6 @@ pub fn x264_threads(cores: usize, pixels: u64, job_pixels: u64) -> u32 {
     (3 * cores as u64 * pixels)
         .div_ceil(2 * job_pixels)
         .clamp(1, lone) as u32
-}
-
-/// Sets the pipeline to `Null` however the run ends.
-struct PipelineGuard(gst::Pipeline);
-
-impl Drop for PipelineGuard {
-    fn drop(&mut self) {
-        let _ = self.0.set_state(gst::State::Null);
-    }
-}
-
-/// Why a measuring pass (a pipeline that ends in fakesinks) did not reach EOS.
-#[derive(Debug)]
-pub enum PassError {
-    /// An element failed, or the pipeline would not start: GStreamer's message.
-    Failed(String),
-    /// `last_activity` grew older than the stall limit.
-    Stalled,
-}
-
-/// A measuring pass's start: `filesrc location=PATH ! FACTORY` (`parsebin`
-/// or `decodebin`) in a new pipeline. Returns the pipeline and the element
-/// whose pads the caller links as they appear.
-pub fn file_pass(
-    name: &str,
-    path: &Path,
-    factory: &str,
-) -> Result<(gst::Pipeline, gst::Element), PassError> {
-    let fail = |e: &dyn std::fmt::Display| PassError::Failed(e.to_string());
-    init_gstreamer().map_err(|e| fail(&e))?;
-    let pipeline = gst::Pipeline::with_name(name);
-    let filesrc = gst::ElementFactory::make("filesrc")
-        .property("location", path.to_string_lossy().as_ref())
-        .build()
-        .map_err(|e| fail(&e))?;
-    let demux = gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|e| fail(&e))?;
-    pipeline
-        .add_many([&filesrc, &demux])
-        .map_err(|e| fail(&e))?;
-    filesrc.link(&demux).map_err(|e| fail(&e))?;
-    Ok((pipeline, demux))
-}
-
-/// Plays a measuring pass to EOS and sets it to `Null` however it ends. Its
-/// probes stamp `last_activity` as data flows; a pass whose stamp grows older
-/// than `stall_limit` is stopped.
-pub fn run_pass(
-    pipeline: &gst::Pipeline,
-    last_activity: &Mutex<Instant>,
-    stall_limit: Duration,
-) -> Result<(), PassError> {
-    let _guard = PipelineGuard(pipeline.clone());
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| PassError::Failed(e.to_string()))?;
-    let bus = pipeline.bus().expect("a pipeline has a bus");
-    loop {
-        if let Some(msg) = bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(POLL_INTERVAL.as_nanos() as u64),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        ) {
-            match msg.view() {
-                gst::MessageView::Eos(_) => return Ok(()),
-                gst::MessageView::Error(err) => {
-                    return Err(PassError::Failed(err.error().to_string()));
-                }
-                _ => {}
-            }
-        }
-        if last_activity.lock().expect("activity lock").elapsed() > stall_limit {
-            return Err(PassError::Stalled);
-        }
-    }
 }
 
 fn make(factory: &str) -> Result<gst::Element, PipelineError> {
@@ -262,47 +263,16 @@ impl Entry {
     }
 }
 
-/// The media type of a demuxer's or decoder's new pad (`video/x-h264`,
-/// `audio/x-raw`, …), from its caps or, before they are set, its query.
-pub fn pad_caps_name(pad: &gst::Pad) -> String {
-    pad.current_caps()
-        .unwrap_or_else(|| pad.query_caps(None))
-        .structure(0)
-        .map(|s| s.name().to_string())
-        .unwrap_or_default()
-}
-
-/// `video`, `audio` or `other`, from a media type.
-pub fn media_kind(caps_name: &str) -> &'static str {
-    if caps_name.starts_with("video/") {
-        "video"
-    } else if caps_name.starts_with("audio/") {
-        "audio"
-    } else {
-        "other"
-    }
-}
-
-/// A sink that swallows a stream nothing uses. It does not preroll: one
-/// demuxer thread feeds every stream, and a sink waiting in PAUSED for its
-/// first buffer would hold that thread, and so every other stream, forever.
-pub fn drain_sink() -> Result<gst::Element, gst::glib::BoolError> {
-    gst::ElementFactory::make("fakesink")
-        .property("sync", false)
-        .property("async", false)
-        .build()
-}
-
-/// Transcodes `source` into every output of `plan`, each written to
-/// `spool_dir/NAME`, from one decode. Reports progress (0–100) as it goes.
-pub fn transcode(
+/// One run of the graph; `reserve` is the index space of a remux.
+fn run(
     source: &Path,
     plan: &Plan,
     spool_dir: &Path,
     options: &RunOptions<'_>,
-    mut on_progress: impl FnMut(f64),
+    reserve: Option<IndexSpace>,
+    on_progress: &mut dyn FnMut(f64),
 ) -> Result<(), PipelineError> {
-    init_gstreamer().map_err(|e| PipelineError::Build {
+    crate::graph::init().map_err(|e| PipelineError::Build {
         what: e.to_string(),
     })?;
     let pipeline = gst::Pipeline::with_name("reeld-transcode");
@@ -328,9 +298,17 @@ pub fn transcode(
     let mut scratch_files = Vec::new();
     for output in &plan.outputs {
         let mux = make("mp4mux")?;
-        mux.set_property("faststart", true);
         let scratch = spool_dir.join(format!("{}.moov-scratch", output.name));
-        mux.set_property("faststart-file", scratch.to_string_lossy().as_ref());
+        match reserve {
+            Some(space) => {
+                mux.set_property("reserved-max-duration", space.max_duration_ns);
+                mux.set_property("reserved-bytes-per-sec", space.bytes_per_second);
+            }
+            None => {
+                mux.set_property("faststart", true);
+                mux.set_property("faststart-file", scratch.to_string_lossy().as_ref());
+            }
+        }
         let filesink = make("filesink")?;
         filesink.set_property(
             "location",
@@ -1024,6 +1002,126 @@ fn first_bus_error(pipeline: &gst::Pipeline) -> Option<PipelineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_space_holds_twice_the_source_index() {
+        // A 20-minute film with a 1 MB index, video and audio.
+        let space = index_space(1_000_000, 1200.0, 2).unwrap();
+        assert_eq!(space.max_duration_ns, 1_350_000_000_000);
+        let reserved = u64::from(space.bytes_per_second) * 2 * 1350;
+        assert!(reserved >= 2 * 1_000_000 + 65_536, "{space:?}");
+        // Short clips get mp4mux's default rate; nothing without a duration.
+        assert_eq!(
+            index_space(10_000, 10.0, 2).unwrap().bytes_per_second,
+            1_044
+        );
+        assert_eq!(index_space(100, 600.0, 2).unwrap().bytes_per_second, 550);
+        assert_eq!(index_space(1_000, f64::NAN, 2), None);
+        assert_eq!(index_space(1_000, 10.0, 0), None);
+        // More than mp4mux's per-second limit: the fast-start copy instead.
+        assert_eq!(index_space(10_000_000, 10.0, 1), None);
+    }
+
+    /// The top-level boxes of an MP4 file, in order.
+    fn top_level_boxes(path: &Path) -> Vec<String> {
+        let data = std::fs::read(path).unwrap();
+        let mut at = 0usize;
+        let mut kinds = Vec::new();
+        while at + 8 <= data.len() {
+            let mut size = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+            if size == 1 {
+                size = u64::from_be_bytes(data[at + 8..at + 16].try_into().unwrap()) as usize;
+            }
+            kinds.push(String::from_utf8_lossy(&data[at + 4..at + 8]).into_owned());
+            if size < 8 {
+                break;
+            }
+            at += size;
+        }
+        kinds
+    }
+
+    #[test]
+    fn a_remux_writes_its_index_first_and_falls_back_when_it_outgrows_the_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = dir.path().join("clip.mp4");
+        let made = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=30",
+            ])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440", "-t", "4"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+            ])
+            .args(["-c:a", "aac", "-shortest"])
+            .arg(&clip)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(made.success());
+        let info = crate::probe::probe_file(&clip).unwrap();
+        let settings = crate::asset::AssetSettings::defaults(
+            crate::asset::MaxResolutionTier::P1080,
+            crate::asset::VideoQuality::Plus,
+        );
+        let copyable = crate::plan::Assessment {
+            copyable: true,
+            ..Default::default()
+        };
+        let plan =
+            crate::plan::plan_asset(&info, &settings, crate::plan::Scope::Everything, &copyable)
+                .unwrap();
+        assert!(plan.copies());
+        let fragments =
+            Fragments::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines")).unwrap();
+        let options = RunOptions {
+            fragments: &fragments,
+            stall_timeout: Duration::from_secs(60),
+            cancel: CancellationToken::new(),
+            duration: plan.expected_duration,
+            cores: 2,
+            source_index_bytes: crate::inspect::mp4::moov_size(&clip),
+        };
+        let spool = dir.path().join("spool");
+        std::fs::create_dir_all(&spool).unwrap();
+        let master = spool.join(crate::plan::MASTER_NAME);
+        let index_first = |path: &Path| {
+            let kinds = top_level_boxes(path);
+            let moov = kinds.iter().position(|k| k == "moov");
+            let mdat = kinds.iter().position(|k| k == "mdat");
+            assert!(moov.is_some() && moov < mdat, "{kinds:?}");
+        };
+
+        // Sized from the source's index: one write, no scratch file.
+        transcode(&clip, &plan, &spool, &options, |_| {}).unwrap();
+        index_first(&master);
+        assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1);
+
+        // Space far too small: mp4mux refuses, and the remux runs again.
+        let tiny = IndexSpace {
+            max_duration_ns: 5_000_000_000,
+            bytes_per_second: 20,
+        };
+        let refused = run(&clip, &plan, &spool, &options, Some(tiny), &mut |_| {});
+        assert!(
+            matches!(&refused, Err(PipelineError::Stream { debug, .. }) if debug.contains("reserved")),
+            "{refused:?}"
+        );
+        std::fs::remove_file(&master).unwrap();
+        transcode_reserving(&clip, &plan, &spool, &options, Some(tiny), &mut |_| {}).unwrap();
+        index_first(&master);
+        let copy = crate::probe::probe_file(&master).unwrap();
+        assert!((copy.duration.unwrap() - info.duration.unwrap()).abs() < 0.1);
+    }
 
     #[test]
     fn x264_threads_follow_each_encodes_share_of_the_job() {
