@@ -43,6 +43,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: watch the folder and process jobs until SIGTERM.
     Run,
+    /// Run one job in a worker process (started by `reeld run`, not by hand).
+    #[command(hide = true)]
+    Worker {
+        /// The random part of this worker's id (`host:pid:nonce`), chosen
+        /// by the supervisor so that it knows the id.
+        #[arg(long)]
+        nonce: String,
+    },
     /// Turn one file into an asset in this process, with a progress bar.
     ///
     /// Settings come from the config's defaults, then a sidecar FILE.json
@@ -185,6 +193,12 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Worker { nonce } = &cli.command {
+        // One thread until the worker has confined itself: its runtime is
+        // built after that (see `worker`).
+        let _log_level = init_logging(&config.log_level);
+        return crate::worker::run(config, nonce);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -197,7 +211,8 @@ pub fn run(cli: Cli) -> ExitCode {
                 config: Box::new(move || load_config(source.as_deref())),
                 log_level,
             };
-            match runtime.block_on(crate::daemon::run(config, Some(reload))) {
+            let worker = crate::supervisor::Launch::this_program(cli.config.as_deref());
+            match runtime.block_on(crate::daemon::run(config, Some(reload), worker)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -206,6 +221,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Worker { .. } => unreachable!("handled before the runtime starts"),
         Command::Ingest { file, settings } => {
             // The progress bar is the output; only problems are logged.
             let _log_level = init_logging("warn");

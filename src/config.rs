@@ -119,6 +119,10 @@ pub struct RawTranscode {
     /// Folder of the encoder fragments (`h264-*.gst`, `aac.gst`); files
     /// missing there fall back to the copies built into reeld.
     pub pipelines_dir: PathBuf,
+    /// The memory a worker process may take (its data segment), in MiB.
+    pub worker_memory_mb: u64,
+    /// The CPU niceness of worker processes (0 to 19).
+    pub worker_nice: i32,
 }
 
 fn default_shutdown_grace() -> f64 {
@@ -208,6 +212,10 @@ pub struct Config {
     pub max_attempts: u32,
     /// Folder of the encoder fragments.
     pub pipelines_dir: PathBuf,
+    /// The memory limit of a worker process, in bytes (`RLIMIT_DATA`).
+    pub worker_memory_bytes: u64,
+    /// The niceness of worker processes.
+    pub worker_nice: i32,
     /// Default `max_resolution_tier`.
     pub default_max_resolution_tier: MaxResolutionTier,
     /// Default `video_quality`.
@@ -298,6 +306,11 @@ impl Config {
             "transcode.pipelines_dir",
             self.pipelines_dir == new.pipelines_dir,
         );
+        check(
+            "transcode.worker_memory_mb",
+            self.worker_memory_bytes == new.worker_memory_bytes,
+        );
+        check("transcode.worker_nice", self.worker_nice == new.worker_nice);
         check("api", self.api == new.api);
         check("webhooks", self.webhooks == new.webhooks);
         differ
@@ -461,6 +474,18 @@ impl RawConfig {
         if t.max_attempts == 0 {
             problems.push("transcode.max_attempts must be at least 1".to_owned());
         }
+        if t.worker_memory_mb < 64 {
+            problems.push(format!(
+                "transcode.worker_memory_mb must be at least 64, not {}",
+                t.worker_memory_mb
+            ));
+        }
+        if !(0..=19).contains(&t.worker_nice) {
+            problems.push(format!(
+                "transcode.worker_nice must be from 0 to 19, not {}",
+                t.worker_nice
+            ));
+        }
         let mut profiles = std::collections::BTreeMap::new();
         for (name, table) in &self.profiles {
             let body = serde_json::to_value(table).expect("TOML tables convert to JSON");
@@ -519,6 +544,8 @@ impl RawConfig {
             shutdown_grace: Duration::from_secs_f64(t.shutdown_grace_seconds),
             max_attempts: t.max_attempts,
             pipelines_dir: resolve(&t.pipelines_dir),
+            worker_memory_bytes: t.worker_memory_mb.saturating_mul(1 << 20),
+            worker_nice: t.worker_nice,
             default_max_resolution_tier: self.defaults.max_resolution_tier,
             default_video_quality: self.defaults.video_quality,
             log_level: self.log.level,

@@ -1,11 +1,13 @@
 //! The daemon's wiring. Start-up and shutdown read as ordered scripts:
 //!
 //! start: folders → database → store → pipeline fragments → recovery
-//! (dead leases, pending source disposals, stale spool) → workers → watcher.
+//! (dead leases, pending source disposals, stale spool) → worker processes
+//! (`supervisor`) → watcher.
 //!
-//! stop (SIGTERM/SIGINT): stop the watcher and stop claiming jobs; running jobs
-//! get `shutdown_grace_seconds` to finish, then their pipelines are cancelled
-//! (the jobs go back to the queue without using an attempt); wait, exit 0.
+//! stop (SIGTERM/SIGINT): stop the watcher and stop starting jobs; running
+//! jobs get `shutdown_grace_seconds` to finish, then their workers are told
+//! to stop (the jobs go back to the queue without using an attempt); wait,
+//! exit 0.
 //!
 //! SIGHUP: reload defaults, profiles and the log level; log what needs a restart.
 
@@ -103,6 +105,20 @@ pub async fn open_context(
     config: Config,
     api_address: Option<std::net::SocketAddr>,
 ) -> Result<Arc<Context>, StartError> {
+    build_context(config, api_address, false).await
+}
+
+/// What a worker process needs for its one job (see `worker`): the same,
+/// except that the supervisor disposes of sources.
+pub async fn open_worker_context(config: Config) -> Result<Arc<Context>, StartError> {
+    build_context(config, None, true).await
+}
+
+async fn build_context(
+    config: Config,
+    api_address: Option<std::net::SocketAddr>,
+    worker_process: bool,
+) -> Result<Arc<Context>, StartError> {
     let mut folders = vec![
         config.watch_dir.clone(),
         config.failed_dir.clone(),
@@ -143,6 +159,7 @@ pub async fn open_context(
         running: Default::default(),
         purge_signal: tokio::sync::Notify::new(),
         webhook_signal,
+        worker_process,
     });
     Ok(ctx)
 }
@@ -216,8 +233,12 @@ pub struct Reload {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads what can change
-/// while it runs.
-pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartError> {
+/// while it runs. `worker` says how to start a worker process.
+pub async fn run(
+    config: Config,
+    reload: Option<Reload>,
+    worker: crate::supervisor::Launch,
+) -> Result<(), StartError> {
     info!(
         watch = %config.watch_dir.display(),
         database = %config.database_path.display(),
@@ -246,11 +267,19 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
     // the grace period is over, running pipelines are stopped too.
     let stop_taking = CancellationToken::new();
     let stop_running = CancellationToken::new();
+    // Each job runs in a worker process; a slot keeps one alive.
+    let wakeups = crate::supervisor::Wakeups::new(ctx.config.concurrency);
+    let wake_task = tokio::spawn(crate::supervisor::relay_wakeups(
+        ctx.clone(),
+        wakeups.clone(),
+    ));
     let mut workers = Vec::new();
     for index in 0..ctx.config.concurrency {
-        workers.push(tokio::spawn(jobs::worker_loop(
+        workers.push(tokio::spawn(crate::supervisor::run_slot(
             ctx.clone(),
             index,
+            worker.clone(),
+            wakeups.clone(),
             stop_taking.child_token(),
             stop_running.child_token(),
         )));
@@ -344,6 +373,7 @@ pub async fn run(config: Config, reload: Option<Reload>) -> Result<(), StartErro
             all_workers.await;
         }
     }
+    wake_task.abort();
     let _ = expiry.await;
     let _ = purge.await;
     let _ = store_watch.await;

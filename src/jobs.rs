@@ -91,6 +91,9 @@ pub struct Context {
     pub purge_signal: tokio::sync::Notify,
     /// Wakes the webhook relay when events commit.
     pub webhook_signal: Arc<tokio::sync::Notify>,
+    /// This is a worker process (`reeld worker`): its supervisor disposes of
+    /// sources and relays webhooks once the job has ended.
+    pub worker_process: bool,
 }
 
 /// How a running job is stopped from outside.

@@ -125,12 +125,12 @@ fn kill_9_at_random_moments_loses_nothing_and_doubles_nothing() {
     let errored: Vec<_> = with_status(&assets, "errored");
     eprintln!("ready {}, errored {}", ready.len(), errored.len());
     // A crash gives the attempt back, so good files end ready, unless the
-    // kills hit the same job 5 times: then it is given up on, as a file that
-    // crashes the daemon would be (no endless loop), and says so.
+    // kills hit the same job 3 times: then it is given up on, as a file that
+    // crashes the media engine would be (no endless loop), and says so.
     let given_up = |a: &serde_json::Value| {
         a["errors"]["messages"][0]
             .as_str()
-            .is_some_and(|m| m.contains("stopped 5 times while processing"))
+            .is_some_and(|m| m.contains("crashed the media engine 3 times"))
     };
     let crashed_out: Vec<String> = errored
         .iter()
@@ -147,7 +147,7 @@ fn kill_9_at_random_moments_loses_nothing_and_doubles_nothing() {
     for a in errored.iter().filter(|a| !given_up(a)) {
         assert_eq!(a["errors"]["type"], "invalid_input", "{a}");
     }
-    eprintln!("given up after 5 crashes: {}", crashed_out.len());
+    eprintln!("given up after 3 crashes: {}", crashed_out.len());
 
     // Every ready source is in done/, every bad one in failed/ with its
     // .error.json.

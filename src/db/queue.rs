@@ -19,7 +19,7 @@ use super::{DbError, Read, Tx};
 use crate::asset::AssetErrors;
 
 /// Crashes under one job after which it is given up on (see `jobs.crashes`).
-pub const MAX_CRASHES: u32 = 5;
+pub const MAX_CRASHES: u32 = 3;
 
 /// The fence of every write of a claimed job: `?1`, `?2`, `?3` are the
 /// lease's job id, worker and generation.
@@ -300,6 +300,33 @@ impl Tx<'_> {
             params![lease.job_id, lease.worker_id, lease.generation, now_ms],
         )?;
         exactly_one(n, lease)
+    }
+
+    /// Gives back the job the worker process `worker_id` held when it died.
+    /// `crashed` counts the death; `give_up_because` (lack of memory) counts
+    /// enough deaths to give the job up at once, with that reason. Returns
+    /// how many jobs were released (0 when it held none).
+    pub fn release_worker(
+        &self,
+        worker_id: &str,
+        crashed: bool,
+        give_up_because: Option<&str>,
+    ) -> Result<usize, DbError> {
+        let crashes = match (give_up_because, crashed) {
+            (Some(_), _) => format!("MAX(crashes + 1, {MAX_CRASHES})"),
+            (None, true) => "crashes + 1".to_owned(),
+            (None, false) => "crashes".to_owned(),
+        };
+        Ok(self.conn.execute(
+            &format!(
+                "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+                     worker_id = NULL, heartbeat_at = NULL,
+                     attempts = MAX(attempts - 1, 0), crashes = {crashes},
+                     last_error = COALESCE(?2, last_error, 'the worker holding this job stopped')
+                 WHERE state = 'running' AND worker_id = ?1"
+            ),
+            params![worker_id, give_up_because],
+        )?)
     }
 
     /// Puts back every running lease held by a worker that `is_dead` says is gone.

@@ -34,6 +34,8 @@ use crate::store;
 pub const INVALID_INPUT: &str = "invalid_input";
 /// The error type for failures that persisted through every retry.
 pub const PROCESSING_FAILED: &str = "processing_failed";
+/// How the reason of a job given up on for lack of memory starts.
+pub const OUT_OF_MEMORY: &str = "The file needs more memory than";
 /// Minimum gap between progress writes to the database, in ms.
 const PROGRESS_WRITE_INTERVAL_MS: i64 = 1_000;
 
@@ -79,9 +81,16 @@ pub async fn run(
         ));
     }
     if job.crashes >= MAX_CRASHES {
+        // The supervisor writes why a worker died for lack of memory.
+        if let Some(reason) = job
+            .last_error
+            .as_deref()
+            .filter(|e| e.starts_with(OUT_OF_MEMORY))
+        {
+            return JobOutcome::InvalidInput(reason.to_owned());
+        }
         return JobOutcome::InvalidInput(format!(
-            "reeld stopped {} times while processing this file, so it is given up on \
-             (the file may crash the decoder).",
+            "The file crashed the media engine {} times; it may be malformed or hostile.",
             job.crashes
         ));
     }
@@ -650,7 +659,9 @@ pub async fn record_outcome(
         JobOutcome::Cancelled => requeue(ctx, job, "stopped by shutdown".into(), true).await,
         JobOutcome::StorePaused(reason) => requeue_paused(ctx, job, reason).await,
     };
-    if matches!(finished, Finished::Ready | Finished::Errored(_)) {
+    // A worker process may not touch the watch folder: its supervisor
+    // disposes of the source when the worker says it has finished.
+    if matches!(finished, Finished::Ready | Finished::Errored(_)) && !ctx.worker_process {
         super::dispose::dispose_pending(ctx).await;
     }
     finished

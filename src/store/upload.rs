@@ -239,20 +239,27 @@ pub async fn rename_into_local(
         let bytes = file.metadata()?.len();
         file.sync_all()?;
         let folder = dest.parent().unwrap_or(&root).to_owned();
+        // The folders to sync: the key's, and every one up to the first
+        // that already existed, whose entries create_dir_all adds to.
+        let mut to_sync = vec![folder.clone()];
+        let mut existing = folder.as_path();
+        while !existing.exists() && existing != root {
+            match existing.parent() {
+                Some(parent) => {
+                    to_sync.push(parent.to_owned());
+                    existing = parent;
+                }
+                None => break,
+            }
+        }
         std::fs::create_dir_all(&folder)?;
         match std::fs::rename(&src, &dest) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => return Ok(None),
             Err(e) => return Err(e),
         }
-        // The new entry, and the folders create_dir_all may have made.
-        let mut dir = Some(folder.as_path());
-        while let Some(d) = dir {
-            std::fs::File::open(d)?.sync_all()?;
-            if d == root {
-                break;
-            }
-            dir = d.parent().filter(|p| p.starts_with(&root));
+        for dir in to_sync {
+            std::fs::File::open(dir)?.sync_all()?;
         }
         Ok(Some(bytes))
     })
