@@ -85,11 +85,17 @@ pub enum Confinement {
     None,
 }
 
-/// Folders every GStreamer process reads: libraries, plugins, their data.
-const SYSTEM_READ: &[&str] = &["/usr", "/lib", "/lib64", "/proc", "/sys"];
+/// Folders every GStreamer process reads: libraries, plugins, their data,
+/// and this process's own `/proc` entry (`/proc/self/fd` reopens the held
+/// source). Other processes' entries stay closed: the supervisor's
+/// environment may hold the store's credentials.
+const SYSTEM_READ: &[&str] = &["/usr", "/lib", "/lib64", "/sys", "/proc/self"];
 /// Single files of `/etc` the media libraries and the HTTP client read; the
 /// rest of `/etc` stays closed.
 const SYSTEM_READ_FILES: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/stat",
     "/etc/ld.so.cache",
     "/etc/localtime",
     "/etc/resolv.conf",

@@ -252,8 +252,14 @@ async fn read_reports(
                 *busy.lock().unwrap_or_else(|e| e.into_inner()) = words.nth(1).map(str::to_owned);
             }
             Some("finished") => {
-                // What the worker may not do itself: move or delete the
-                // source, send the webhooks it committed, purge files.
+                // What the worker may not do itself: remove the asset's
+                // spool folder (it may write only inside it; only an empty
+                // one goes), move or delete the source, send the webhooks
+                // it committed, purge files.
+                let asset = busy.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some(asset) = asset {
+                    let _ = std::fs::remove_dir(ctx.config.spool_dir.join(asset));
+                }
                 crate::jobs::dispose::dispose_pending(&ctx).await;
                 ctx.webhook_signal.notify_one();
                 ctx.purge_signal.notify_one();

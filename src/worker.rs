@@ -51,6 +51,7 @@ pub fn run(config: Config, nonce: &str) -> ExitCode {
     let Some(job) = wait_for_job(&db, &worker_id) else {
         return ExitCode::SUCCESS;
     };
+    let claimed_at = std::time::Instant::now();
     let paths = match job_paths(&config, &db, &job) {
         Ok(paths) => paths,
         Err(e) => {
@@ -64,7 +65,7 @@ pub fn run(config: Config, nonce: &str) -> ExitCode {
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    runtime.block_on(run_job(config, db, job, confinement))
+    runtime.block_on(run_job(config, db, job, confinement, claimed_at))
 }
 
 /// Writes one line to the supervisor.
@@ -156,6 +157,7 @@ async fn run_job(
     db: Db,
     job: Job,
     confinement: Result<Confinement, landlock::RulesetError>,
+    claimed_at: std::time::Instant,
 ) -> ExitCode {
     match confinement {
         Ok(Confinement::Full) => info!("The worker is confined to its job's files (Landlock)."),
@@ -182,6 +184,13 @@ async fn run_job(
         }
     };
     say(&format!("claimed {} {}", job.id, job.asset_id));
+    // What a job pays for its own process: the worker was started and
+    // waiting before the job came; this is the rest (confinement, runtime,
+    // database, store, fragments).
+    info!(
+        ms = claimed_at.elapsed().as_secs_f64() * 1000.0,
+        "The worker is ready for its job."
+    );
     let cancel = tokio_util::sync::CancellationToken::new();
     // SIGTERM or SIGINT from the supervisor, after its grace period: stop
     // the pipeline; the job goes back to the queue without using an attempt.

@@ -125,6 +125,10 @@ fn a_worker_killed_mid_transcode_costs_a_retry_and_the_api_keeps_answering() {
         "every API request was answered"
     );
     assert!(answered.load(Ordering::SeqCst) > 10);
+    let asset_spool = env.data("spool").join(assets[0]["id"].as_str().unwrap());
+    wait_for(TIMEOUT, "the asset's spool folder to be removed", || {
+        !asset_spool.exists()
+    });
     let spool = files_below(&env.data("spool"));
     assert!(spool.is_empty(), "spool left behind: {spool:?}");
 }
