@@ -105,20 +105,26 @@ pub async fn open_context(
     config: Config,
     api_address: Option<std::net::SocketAddr>,
 ) -> Result<Arc<Context>, StartError> {
-    build_context(config, api_address, false).await
+    build_context(config, api_address, None).await
 }
 
 /// What a worker process needs for its one job (see `worker`): the same,
-/// except that the supervisor disposes of sources.
-pub async fn open_worker_context(config: Config) -> Result<Arc<Context>, StartError> {
-    build_context(config, None, true).await
+/// with the fragments it loaded while it waited, except that the
+/// supervisor disposes of sources.
+pub async fn open_worker_context(
+    config: Config,
+    fragments: Fragments,
+) -> Result<Arc<Context>, StartError> {
+    build_context(config, None, Some(fragments)).await
 }
 
+/// `fragments`: already loaded (a worker process); `None` loads them.
 async fn build_context(
     config: Config,
     api_address: Option<std::net::SocketAddr>,
-    worker_process: bool,
+    fragments: Option<Fragments>,
 ) -> Result<Arc<Context>, StartError> {
+    let worker_process = fragments.is_some();
     let mut folders = vec![
         config.watch_dir.clone(),
         config.failed_dir.clone(),
@@ -130,7 +136,10 @@ async fn build_context(
     }
     let db = Db::open(&config.database_path)?;
     let store = Store::open(&config.storage)?;
-    let fragments = Fragments::load(&config.pipelines_dir).map_err(StartError::Fragments)?;
+    let fragments = match fragments {
+        Some(f) => f,
+        None => Fragments::load(&config.pipelines_dir).map_err(StartError::Fragments)?,
+    };
     let links = links_for(&config, api_address)?;
     // Every change this process commits writes its webhook events with it
     // (with no endpoints there is nothing to write, or to work out).

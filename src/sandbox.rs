@@ -63,6 +63,17 @@ fn default_fault_signals() {
     }
 }
 
+/// How many threads this process has (`None` when `/proc` cannot say).
+pub fn thread_count() -> Option<usize> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The paths one job may use, beyond the system's libraries.
 #[derive(Debug, Default, Clone)]
 pub struct JobPaths {
@@ -83,6 +94,9 @@ pub enum Confinement {
     Partial,
     /// The kernel has no Landlock: only the other limits hold.
     None,
+    /// The process had more than one thread, which Landlock would not all
+    /// confine, so it was not tried.
+    Skipped,
 }
 
 /// Folders every GStreamer process reads: libraries, plugins, their data,

@@ -47,6 +47,23 @@ pub fn run(config: Config, nonce: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // GStreamer's registry and the encoder fragments are loaded while the
+    // worker waits, not after its job came. Neither leaves a thread behind,
+    // which the confinement below needs (it checks).
+    if let Err(e) = crate::graph::init() {
+        error!(error = %e, "The worker cannot start GStreamer.");
+        return ExitCode::FAILURE;
+    }
+    let fragments = match crate::pipelines::Fragments::load(&config.pipelines_dir) {
+        Ok(f) => f,
+        Err(problems) => {
+            error!(
+                problems = problems.len(),
+                "The worker cannot load the encoder fragments."
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let worker_id = format!("{}:{}:{nonce}", jobs::hostname(), std::process::id());
     let Some(job) = wait_for_job(&db, &worker_id) else {
         return ExitCode::SUCCESS;
@@ -60,12 +77,18 @@ pub fn run(config: Config, nonce: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let confinement = sandbox::confine(&paths);
+    let threads = sandbox::thread_count();
+    let confinement = if threads == Some(1) {
+        sandbox::confine(&paths)
+    } else {
+        // Landlock would confine this thread alone; refuse to pretend.
+        Ok(Confinement::Skipped)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    runtime.block_on(run_job(config, db, job, confinement, claimed_at))
+    runtime.block_on(run_job(config, fragments, db, job, confinement, claimed_at))
 }
 
 /// Writes one line to the supervisor.
@@ -154,6 +177,7 @@ fn give_back(db: &Db, job: &Job, why: &str) {
 
 async fn run_job(
     config: Config,
+    fragments: crate::pipelines::Fragments,
     db: Db,
     job: Job,
     confinement: Result<Confinement, landlock::RulesetError>,
@@ -166,6 +190,11 @@ async fn run_job(
                 "The worker is confined to its job's files (Landlock, an older version: renames and truncation are not restricted)."
             )
         }
+        Ok(Confinement::Skipped) => {
+            warn!(
+                "The worker had more than one thread before its job; it runs with its memory and privilege limits only."
+            )
+        }
         Ok(Confinement::None) => {
             warn!(
                 "This kernel has no Landlock: the worker runs with its memory and privilege limits only."
@@ -175,7 +204,7 @@ async fn run_job(
             warn!(error = %e, "Landlock could not be set up: the worker runs with its memory and privilege limits only.")
         }
     }
-    let ctx = match crate::daemon::open_worker_context(config).await {
+    let ctx = match crate::daemon::open_worker_context(config, fragments).await {
         Ok(ctx) => ctx,
         Err(e) => {
             error!(error = %e, "The worker cannot open what the job needs; it goes back to the queue.");
