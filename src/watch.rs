@@ -138,6 +138,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
         let mut new_folders: Vec<PathBuf> = Vec::new();
         let mut events_lost = false;
         while let Ok((path, signal)) = rx.try_recv() {
+            if signal == Signal::Read {
+                continue;
+            }
             events_lost |= signal == Signal::EventsLost;
             // A folder created or moved in may already hold files, which
             // send no events of their own.
@@ -196,6 +199,9 @@ enum Signal {
     Closed,
     /// Something else changed (created, renamed, removed, attributes).
     Changed,
+    /// Only read (opened, listed, closed without writing): reeld's own
+    /// scans cause these on folders, so they must not start another.
+    Read,
     /// The kernel dropped events.
     EventsLost,
 }
@@ -206,6 +212,7 @@ impl Signal {
         match kind {
             EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => Signal::Written,
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => Signal::Closed,
+            EventKind::Access(_) => Signal::Read,
             _ => Signal::Changed,
         }
     }
@@ -248,7 +255,7 @@ impl WatchState {
         match signal {
             Signal::Written => settler.written(path),
             Signal::Closed => settler.closed(path),
-            Signal::Changed | Signal::EventsLost => {}
+            Signal::Changed | Signal::Read | Signal::EventsLost => {}
         }
     }
 
