@@ -489,7 +489,7 @@ async fn run_with_progress(ctx: &Arc<Context>, job: Job, label: String) -> Finis
         let _ = tokio::signal::ctrl_c().await;
         on_signal.cancel();
     });
-    let finished = jobs::run_claimed(ctx, job, cancel, Some(progress), None).await;
+    let finished = jobs::run_claimed(ctx, job, cancel, Some(progress)).await;
     bar.finish_and_clear();
     finished
 }

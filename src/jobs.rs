@@ -35,8 +35,9 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// A lease not renewed for this long belongs to a dead worker.
 pub const LEASE_STALE_AFTER: Duration = Duration::from_secs(60);
 /// How long an idle worker sleeps before it looks at the queue again
-/// (new jobs also wake it at once).
-const IDLE_POLL: Duration = Duration::from_secs(2);
+/// (new jobs also wake it at once), and a slot whose store is paused
+/// before it looks at the store again.
+pub const IDLE_POLL: Duration = Duration::from_secs(2);
 /// First retry delay after a transient failure; doubles per attempt.
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
 /// Longest retry delay.
@@ -205,62 +206,6 @@ pub fn worker_is_dead(worker_id: &str, own_worker_id: &str) -> bool {
     }
 }
 
-/// Runs one worker until `stop_taking` is cancelled: claim, run, repeat. A
-/// running job is cancelled (and requeued) only by `stop_running`.
-pub async fn worker_loop(
-    ctx: Arc<Context>,
-    index: usize,
-    stop_taking: CancellationToken,
-    stop_running: CancellationToken,
-) {
-    info!(worker = index, "Worker started.");
-    while !stop_taking.is_cancelled() {
-        ctx.worker_alive(index);
-        if ctx.store.health().paused().is_some() {
-            // A misconfigured store: jobs stay queued, using no attempt,
-            // until `store_watch` sees it answer again.
-            tokio::select! {
-                _ = stop_taking.cancelled() => break,
-                _ = ctx.store.health().changed() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
-            }
-            continue;
-        }
-        let claimed = {
-            let db = ctx.db.clone();
-            let worker_id = ctx.worker_id.clone();
-            tokio::task::spawn_blocking(move || {
-                db.write(|tx| tx.claim_job(&worker_id, LEASE_POLICY, None))
-            })
-            .await
-            .expect("claim task does not panic")
-        };
-        match claimed {
-            Ok(Some(job)) => {
-                let lease = job.lease.clone();
-                let run = {
-                    let ctx = ctx.clone();
-                    let cancel = stop_running.child_token();
-                    async move { run_claimed(&ctx, job, cancel, None, Some(index)).await }
-                };
-                run_guarded(&ctx.db, &lease, run).await;
-            }
-            Ok(None) => {
-                tokio::select! {
-                    _ = stop_taking.cancelled() => break,
-                    _ = ctx.queue_signal.notified() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                }
-            }
-            Err(e) => {
-                error!(worker = index, error = %e, "Cannot read the job queue; retrying shortly.");
-                tokio::time::sleep(IDLE_POLL).await;
-            }
-        }
-    }
-    info!(worker = index, "Worker stopped.");
-}
-
 /// Values handed to one task that writes them in order, the latest only
 /// when writes fall behind; the caller drops the returned function, then
 /// awaits the task, so no late write lands after what the job does next.
@@ -312,7 +257,6 @@ pub async fn run_claimed(
     job: Job,
     cancel: CancellationToken,
     progress: Option<ProgressFn>,
-    worker: Option<usize>,
 ) -> Finished {
     let span = info_span!("job", job.id = job.id, asset.id = %job.asset_id, attempt = job.attempts);
     async move {
@@ -324,7 +268,7 @@ pub async fn run_claimed(
         let outcome = {
             // The heartbeat lives exactly as long as the job's steps: a
             // panic in them drops the guard and ends the heartbeat too.
-            let _heartbeat = spawn_heartbeat(ctx.clone(), job.lease.clone(), stop.clone(), worker);
+            let _heartbeat = spawn_heartbeat(ctx.clone(), job.lease.clone(), stop.clone());
             transcode::run(ctx, &job, &stop.cancel, progress).await
         };
         let finished = transcode::record_outcome(ctx, &job, outcome, stop.was_deleted()).await;
@@ -413,12 +357,7 @@ impl Drop for AbortOnDrop {
 /// Renews the lease every `HEARTBEAT_INTERVAL`. If the lease is lost, or the
 /// asset was deleted, stops the job, so that two workers never finish the
 /// same asset and a deleted asset's job does not run on.
-fn spawn_heartbeat(
-    ctx: Arc<Context>,
-    lease: Lease,
-    stop: JobStop,
-    worker: Option<usize>,
-) -> AbortOnDrop {
+fn spawn_heartbeat(ctx: Arc<Context>, lease: Lease, stop: JobStop) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
         loop {
             tokio::time::sleep(HEARTBEAT_INTERVAL).await;
@@ -427,11 +366,7 @@ fn spawn_heartbeat(
             let renewed =
                 tokio::task::spawn_blocking(move || db.write(|tx| tx.heartbeat(&held))).await;
             match renewed {
-                Ok(Ok(LeaseStatus::Held)) => {
-                    if let Some(index) = worker {
-                        ctx.worker_alive(index);
-                    }
-                }
+                Ok(Ok(LeaseStatus::Held)) => {}
                 Ok(Ok(LeaseStatus::CancelRequested)) => {
                     info!(
                         job.id = lease.job_id,

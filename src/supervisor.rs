@@ -113,7 +113,7 @@ pub async fn run_slot(
             tokio::select! {
                 _ = stop_taking.cancelled() => break,
                 _ = ctx.store.health().changed() => {}
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = tokio::time::sleep(jobs::IDLE_POLL) => {}
             }
             continue;
         }

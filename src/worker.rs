@@ -4,11 +4,13 @@
 //! media engine ends this process, never the daemon.
 //!
 //! The order is the point. The worker limits itself (memory, niceness, no
-//! new privileges, death with the supervisor), waits for a job on one
-//! thread, claims it, confines itself with Landlock to that job's files
-//! while it still has that one thread, and only then starts GStreamer and
-//! the async runtime, which inherit the confinement. It runs the job like
-//! the in-process worker did, and exits; the supervisor starts the next.
+//! new privileges, death with the supervisor), loads GStreamer and the
+//! encoder fragments (neither leaves a thread behind), waits for a job on
+//! its one thread, claims it, confines itself with Landlock to that job's
+//! files while it still has that one thread, and only then starts the async
+//! runtime, whose threads and GStreamer's streaming threads inherit the
+//! confinement. It runs the job like `reeld ingest` does, and exits; the
+//! supervisor starts the next.
 //!
 //! It talks to the supervisor through its standard streams: a byte on
 //! stdin wakes it (a job was queued) and end-of-file tells it to stop
@@ -18,18 +20,13 @@
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use tracing::{error, info, warn};
 
 use crate::config::{Config, StorageConfig};
 use crate::db::{Db, Job, JobKind, SourceInput};
-use crate::jobs::{self, HEARTBEAT_INTERVAL, LEASE_POLICY};
+use crate::jobs::{self, HEARTBEAT_INTERVAL, IDLE_POLL, LEASE_POLICY};
 use crate::sandbox::{self, Confinement, JobPaths};
-
-/// How long an idle worker waits for a wake-up before it looks at the
-/// queue again (the wake-ups are a shortcut, the poll the safety net).
-const IDLE_POLL: Duration = Duration::from_secs(2);
 
 /// Exit code of a worker that could not set its limits.
 const EXIT_LIMITS: u8 = 3;
@@ -249,7 +246,7 @@ async fn run_job(
     let lease = job.lease.clone();
     let run = {
         let ctx = ctx.clone();
-        async move { jobs::run_claimed(&ctx, job, cancel, None, None).await }
+        async move { jobs::run_claimed(&ctx, job, cancel, None).await }
     };
     jobs::run_guarded(&ctx.db, &lease, run).await;
     alive.abort();
