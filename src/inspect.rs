@@ -288,8 +288,16 @@ fn length_size(codec: NalCodec, caps: &gst::CapsRef) -> Option<usize> {
 /// Inspects `path`: the MP4 edit lists, and the video's packets from the
 /// MP4/MOV index where it has a usable one, from one parse pass otherwise.
 pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
-    let edits = mp4::read_edit_lists(path).unwrap_or_default();
-    let video = match sample_table::measure_video(path) {
+    // One read of the index serves both the edit lists and the packets.
+    let moov = mp4::read_moov(path);
+    let edits = moov
+        .as_ref()
+        .map(|(_, body)| mp4::edit_lists_in_moov(body))
+        .unwrap_or_default();
+    let indexed = moov
+        .as_ref()
+        .and_then(|(file, body)| sample_table::measure_video_in(file, body));
+    let video = match indexed {
         Some(video) => video,
         None => measure_video(path)?,
     };

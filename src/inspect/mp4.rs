@@ -136,7 +136,7 @@ pub(super) fn child<'a>(data: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
     boxes(data).find(|(k, _)| k == kind).map(|(_, body)| body)
 }
 
-fn edit_lists_in_moov(moov: &[u8]) -> EditLists {
+pub(super) fn edit_lists_in_moov(moov: &[u8]) -> EditLists {
     let mut lists = EditLists::default();
     let (mut seen_video, mut seen_audio) = (false, false);
     for (kind, trak) in boxes(moov) {

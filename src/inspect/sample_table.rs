@@ -12,9 +12,8 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
-use super::mp4::{boxes, child, read_moov};
+use super::mp4::{boxes, child};
 use super::{GopMeter, NalCodec, Packet, VideoMeasurements};
 
 /// NAL units looked at in one key frame before giving up on finding its
@@ -24,13 +23,20 @@ const MAX_NALS_PER_KEY_FRAME: usize = 32;
 /// The first video track's measurements from the index: `Some(None)` when
 /// the file has no video track, `None` when the index cannot stand in for
 /// the parse pass.
-pub fn measure_video(path: &Path) -> Option<Option<VideoMeasurements>> {
-    let (file, moov) = read_moov(path)?;
-    if child(&moov, b"mvex").is_some() {
+#[cfg(test)]
+pub fn measure_video(path: &std::path::Path) -> Option<Option<VideoMeasurements>> {
+    let (file, moov) = super::mp4::read_moov(path)?;
+    measure_video_in(&file, &moov)
+}
+
+/// `measure_video` on an open file and the body of its `moov` box, as
+/// `mp4::read_moov` gives them (the edit lists are read from the same).
+pub fn measure_video_in(file: &File, moov: &[u8]) -> Option<Option<VideoMeasurements>> {
+    if child(moov, b"mvex").is_some() {
         // Fragmented: the samples are in `moof` boxes, not in the index.
         return None;
     }
-    let Some(trak) = boxes(&moov)
+    let Some(trak) = boxes(moov)
         .filter(|(kind, _)| kind == b"trak")
         .map(|(_, trak)| trak)
         .find(|trak| handler(trak) == Some(*b"vide"))
@@ -38,7 +44,7 @@ pub fn measure_video(path: &Path) -> Option<Option<VideoMeasurements>> {
         return Some(None);
     };
     let length = file.metadata().ok()?.len();
-    let packets = video_packets(&file, length, trak)?;
+    let packets = video_packets(file, length, trak)?;
     let mut meter = GopMeter::default();
     for packet in packets {
         meter.push(packet);
@@ -288,21 +294,9 @@ mod tests {
 /// must see the same stream.
 #[cfg(test)]
 mod against_the_parse_pass {
-    use std::path::Path;
-    use std::process::Command;
-
     use super::measure_video;
     use crate::inspect::{VideoMeasurements, inspect_by_parse_pass};
-
-    fn make(path: &Path, args: &str) {
-        let status = Command::new("ffmpeg")
-            .args(["-v", "error", "-y"])
-            .args(args.split_whitespace())
-            .arg(path)
-            .status()
-            .expect("ffmpeg runs");
-        assert!(status.success(), "ffmpeg {args}");
-    }
+    use crate::test_media::ffmpeg;
 
     fn close(a: f64, b: f64, tolerance: f64) -> bool {
         (a - b).abs() <= tolerance * a.abs().max(b.abs()).max(1e-9)
@@ -360,7 +354,7 @@ mod against_the_parse_pass {
         ];
         for (name, args) in cases {
             let path = dir.path().join(name);
-            make(&path, &args);
+            ffmpeg(&path, &args);
             let index = measure_video(&path)
                 .unwrap_or_else(|| panic!("{name}: the index was not used"))
                 .unwrap_or_else(|| panic!("{name}: no video in the index"));
@@ -380,23 +374,23 @@ mod against_the_parse_pass {
         let dir = tempfile::tempdir().unwrap();
         let video = "-f lavfi -i testsrc2=size=320x240:rate=30 -t 3 -c:v libx264 -preset ultrafast -pix_fmt yuv420p";
         let fragmented = dir.path().join("fragmented.mp4");
-        make(
+        ffmpeg(
             &fragmented,
             &format!("{video} -movflags frag_keyframe+empty_moov"),
         );
         assert_eq!(measure_video(&fragmented), None);
         let mkv = dir.path().join("clip.mkv");
-        make(&mkv, video);
+        ffmpeg(&mkv, video);
         assert_eq!(measure_video(&mkv), None);
         // Cut short: the index names samples past the end of the file.
         let whole = dir.path().join("whole.mp4");
-        make(&whole, &format!("{video} -movflags +faststart"));
+        ffmpeg(&whole, &format!("{video} -movflags +faststart"));
         let data = std::fs::read(&whole).unwrap();
         let truncated = dir.path().join("truncated.mp4");
         std::fs::write(&truncated, &data[..data.len() * 2 / 3]).unwrap();
         assert_eq!(measure_video(&truncated), None);
         let audio_only = dir.path().join("audio.m4a");
-        make(&audio_only, "-f lavfi -i sine=frequency=440 -t 2 -c:a aac");
+        ffmpeg(&audio_only, "-f lavfi -i sine=frequency=440 -t 2 -c:a aac");
         assert_eq!(measure_video(&audio_only), Some(None));
     }
 }
