@@ -126,7 +126,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
     // `rescan_seconds`) is the safety net for what events cannot show.
     let mut last_scan: Option<Instant> = None;
     let mut last_disposal = Instant::now();
-    let mut scans = 0u64;
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -152,9 +151,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
         }
         let rescan =
             events_lost || last_scan.is_none_or(|t| t.elapsed() >= ctx.config.rescan_interval);
+        let first_scan = last_scan.is_none();
         if rescan {
             last_scan = Some(Instant::now());
-            scans += 1;
         }
         let ctx2 = ctx.clone();
         state = tokio::task::spawn_blocking(move || {
@@ -162,7 +161,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> Result<(), W
                 let started = Instant::now();
                 let found = scan(&state.root, &state.excluded);
                 let (files, ms) = (found.len(), started.elapsed().as_millis());
-                if scans == 1 {
+                if first_scan {
                     info!(files, ms, "Rescanned the watch folder.");
                 } else {
                     debug!(files, ms, "Rescanned the watch folder.");
