@@ -32,6 +32,8 @@ pub mod standard;
 pub mod store;
 pub mod supervisor;
 pub mod systemd;
+#[cfg(test)]
+mod test_media;
 pub mod view;
 pub mod watch;
 pub mod webhooks;

@@ -1045,29 +1045,11 @@ mod tests {
     fn a_remux_writes_its_index_first_and_falls_back_when_it_outgrows_the_space() {
         let dir = tempfile::tempdir().unwrap();
         let clip = dir.path().join("clip.mp4");
-        let made = std::process::Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=320x240:rate=30",
-            ])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440", "-t", "4"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-pix_fmt",
-                "yuv420p",
-            ])
-            .args(["-c:a", "aac", "-shortest"])
-            .arg(&clip)
-            .status()
-            .expect("ffmpeg runs");
-        assert!(made.success());
+        crate::test_media::ffmpeg(
+            &clip,
+            "-f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine=frequency=440 -t 4 \
+             -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest",
+        );
         let info = crate::probe::probe_file(&clip).unwrap();
         let settings = crate::asset::AssetSettings::defaults(
             crate::asset::MaxResolutionTier::P1080,

@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::http::{file_url, wait_for_asset};
@@ -18,15 +17,6 @@ use serde_json::json;
 
 const MASTER_AT_LEAST: u64 = 2_000_000_000;
 const PEAK_RSS_LIMIT_KIB: u64 = 300 * 1024;
-
-fn ffmpeg(args: &[&str]) {
-    let status = Command::new("ffmpeg")
-        .args(["-y", "-v", "error"])
-        .args(args)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success(), "ffmpeg {args:?}");
-}
 
 /// Writes a standard H.264 MP4 of just over `MASTER_AT_LEAST` bytes.
 fn make_large_source(dir: &Path) -> std::path::PathBuf {

@@ -256,22 +256,18 @@ fn a_worker_cannot_read_outside_its_jobs_files() {
 fn the_supervisors_memory_stays_flat_over_two_hundred_jobs() {
     let env = TestEnv::new(&[("settle_seconds = 1", "settle_seconds = 0")]);
     let m4a = env.dir.path().join("tone.m4a");
-    let made = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440",
-            "-t",
-            "0.5",
-        ])
-        .args(["-c:a", "aac"])
-        .arg(&m4a)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    let out = m4a.to_str().unwrap();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440",
+        "-t",
+        "0.5",
+        "-c:a",
+        "aac",
+        out,
+    ]);
     let daemon = env.start_daemon();
     let drop_files = |from: usize, to: usize| {
         for i in from..to {

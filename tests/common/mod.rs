@@ -39,6 +39,16 @@ pub fn gst_launch(description: &str) {
     assert!(status.success(), "gst-launch-1.0 failed: {description}");
 }
 
+/// Runs `ffmpeg -y -v error ARGS` (the output is the last argument).
+pub fn ffmpeg(args: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args(["-y", "-v", "error"])
+        .args(args)
+        .status()
+        .expect("ffmpeg runs (scripts/install-deps installs it)");
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
 /// What a generated clip contains.
 #[derive(Clone, Copy)]
 pub struct ClipSpec {
