@@ -92,6 +92,16 @@ pub enum Page {
     },
 }
 
+/// Which assets a list shows (reeld's additions to Mux's list query).
+#[derive(Debug, Clone, Default)]
+pub struct AssetFilter {
+    /// Only assets with this status (`preparing`, `ready`, `errored`).
+    pub status: Option<String>,
+    /// Only assets whose id is this, or whose `meta.title` or `passthrough`
+    /// holds it (any case).
+    pub search: Option<String>,
+}
+
 const ASSET_COLUMNS: &str = "id, created_at, status, settings, ingest_type, summary, errors, \
                              progress_state, progress, master_expires_at, upload_id, progress_note, \
                              require_signed_urls";
@@ -217,24 +227,48 @@ impl Read<'_> {
         limit: u32,
         page: &Page,
     ) -> Result<(Vec<AssetRecord>, bool), DbError> {
+        self.list_assets_where(limit, page, &AssetFilter::default())
+    }
+
+    /// [`Read::list_assets`], of the assets `filter` lets through.
+    pub fn list_assets_where(
+        &self,
+        limit: u32,
+        page: &Page,
+        filter: &AssetFilter,
+    ) -> Result<(Vec<AssetRecord>, bool), DbError> {
         let fetch = i64::from(limit) + 1;
+        // `instr`, not LIKE: what people search for may hold `%` or `_`.
+        const FILTER: &str = "deleted_at IS NULL
+            AND (?4 IS NULL OR status = ?4)
+            AND (?5 IS NULL OR id = ?5
+                 OR instr(lower(coalesce(json_extract(settings, '$.meta.title'), '')), lower(?5)) > 0
+                 OR instr(lower(coalesce(json_extract(settings, '$.passthrough'), '')), lower(?5)) > 0)";
+        let status = filter.status.as_deref();
+        let search = filter.search.as_deref().filter(|s| !s.is_empty());
         let rows: Vec<AssetRow> = match page {
             Page::Offset(offset) => {
                 let mut stmt = self.conn.prepare_cached(&format!(
-                    "SELECT {ASSET_COLUMNS} FROM assets WHERE deleted_at IS NULL
+                    "SELECT {ASSET_COLUMNS} FROM assets WHERE {FILTER} AND ?3 IS NULL
                      ORDER BY created_at DESC, id DESC LIMIT ?1 OFFSET ?2"
                 ))?;
-                stmt.query_map(params![fetch, *offset as i64], AssetRow::read)?
-                    .collect::<Result<_, _>>()?
+                stmt.query_map(
+                    params![fetch, *offset as i64, None::<i64>, status, search],
+                    AssetRow::read,
+                )?
+                .collect::<Result<_, _>>()?
             }
             Page::After { created_at, id } => {
                 let mut stmt = self.conn.prepare_cached(&format!(
-                    "SELECT {ASSET_COLUMNS} FROM assets WHERE deleted_at IS NULL
+                    "SELECT {ASSET_COLUMNS} FROM assets WHERE {FILTER}
                        AND (created_at < ?2 OR (created_at = ?2 AND id < ?3))
                      ORDER BY created_at DESC, id DESC LIMIT ?1"
                 ))?;
-                stmt.query_map(params![fetch, created_at, id], AssetRow::read)?
-                    .collect::<Result<_, _>>()?
+                stmt.query_map(
+                    params![fetch, created_at, id, status, search],
+                    AssetRow::read,
+                )?
+                .collect::<Result<_, _>>()?
             }
         };
         let more = rows.len() as i64 > i64::from(limit);

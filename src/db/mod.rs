@@ -18,11 +18,13 @@
 //! and `reeld assets list`): WAL plus a busy timeout keeps that safe.
 
 mod assets;
+mod job_list;
 mod outbox;
 mod playback;
 mod queue;
 mod renditions;
 mod schema;
+mod sessions;
 mod sources;
 mod uploads;
 
@@ -32,11 +34,13 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use assets::{AssetRecord, MASTER_ACCESS_TTL_S, NewAsset, Page};
+pub use assets::{AssetFilter, AssetRecord, MASTER_ACCESS_TTL_S, NewAsset, Page};
+pub use job_list::JobListing;
 pub use outbox::{AttemptOutcome, Delivery, DeliveryRow, OutboxEvent};
 pub use playback::SigningKeyRow;
 pub use queue::{Job, JobKind, Lease, LeasePolicy, LeaseStatus, MAX_CRASHES};
 pub use renditions::RenditionRow;
+pub use sessions::SessionRow;
 pub use sources::{
     Disposition, NewSource, PendingSource, SourceIdentity, SourceInput, SourceOrigin,
 };

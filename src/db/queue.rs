@@ -193,7 +193,7 @@ impl Tx<'_> {
             self.conn.execute(
                 &format!(
                     "UPDATE jobs SET state = 'running', worker_id = ?2, heartbeat_at = {DB_NOW_MS},
-                         attempts = ?3, crashes = ?4, lease_generation = ?5
+                         claimed_at = {DB_NOW_MS}, attempts = ?3, crashes = ?4, lease_generation = ?5
                      WHERE id = ?1"
                 ),
                 params![
@@ -407,10 +407,11 @@ impl Tx<'_> {
         lease_to: Option<&str>,
     ) -> Result<i64, DbError> {
         self.conn.execute(
-            &format!("INSERT INTO jobs (asset_id, kind, state, worker_id, heartbeat_at, attempts, max_attempts,
-                               created_at, lease_generation)
+            &format!("INSERT INTO jobs (asset_id, kind, state, worker_id, heartbeat_at, claimed_at, attempts,
+                               max_attempts, created_at, lease_generation)
              VALUES (?1, ?5, CASE WHEN ?4 IS NULL THEN 'queued' ELSE 'running' END,
                      ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE {DB_NOW_MS} END,
+                     CASE WHEN ?4 IS NULL THEN NULL ELSE {DB_NOW_MS} END,
                      CASE WHEN ?4 IS NULL THEN 0 ELSE 1 END, ?2, ?3,
                      CASE WHEN ?4 IS NULL THEN 0 ELSE 1 END)"),
             params![asset_id, max_attempts, now_ms, lease_to, kind.as_str()],

@@ -181,6 +181,19 @@ ALTER TABLE renditions ADD COLUMN progress REAL;  -- 0-100 while its job runs
     r#"
 CREATE INDEX sources_pending ON sources (asset_id) WHERE disposition = 'pending';
 "#,
+    // 11: the dashboard's sign-ins (only a digest of each session's cookie
+    // is kept), and when a job's current attempt was claimed (the queue
+    // view's elapsed time).
+    r#"
+CREATE TABLE dashboard_sessions (
+    id_digest    BLOB PRIMARY KEY,             -- SHA-256 of the cookie's value
+    token_id     TEXT NOT NULL,                -- the API token signed in with
+    csrf         TEXT NOT NULL,                -- sent back in X-CSRF-Token
+    created_at   INTEGER NOT NULL,             -- Unix ms
+    expires_at   INTEGER NOT NULL              -- Unix ms
+);
+ALTER TABLE jobs ADD COLUMN claimed_at INTEGER;  -- Unix ms of the last claim
+"#,
 ];
 
 /// Applies the migrations `conn`'s file has not had yet.
