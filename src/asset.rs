@@ -646,6 +646,9 @@ pub struct MediaSummary {
     /// Mux's `non_standard_input_reasons` of the source; absent when standard.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub non_standard_input_reasons: Option<std::collections::BTreeMap<String, String>>,
+    /// Bytes of the stored master.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_filesize: Option<u64>,
 }
 
 /// Mux's asset object as reeld serves it.
@@ -703,6 +706,9 @@ pub struct Asset {
     /// What makes the source non-standard (Mux's keys); absent when standard.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub non_standard_input_reasons: Option<std::collections::BTreeMap<String, String>>,
+    /// reeld's addition: bytes of the stored master, once it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_filesize: Option<u64>,
     /// How it was ingested.
     pub ingest_type: IngestType,
     /// The direct upload it was made from.

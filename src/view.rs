@@ -69,6 +69,7 @@ pub fn asset(record: AssetRecord, links: Option<&Links>, now_s: i64) -> Result<A
         mp4_support: settings.mp4_support,
         normalize_audio: settings.normalize_audio,
         non_standard_input_reasons: summary.non_standard_input_reasons,
+        master_filesize: summary.master_filesize,
         ingest_type: record.ingest_type,
         upload_id: record.upload_id,
         playback_ids: record.playback_ids,

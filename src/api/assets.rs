@@ -30,6 +30,8 @@ use crate::jobs::renditions::AddRenditionError;
 pub(super) const DEFAULT_LIMIT: u32 = 25;
 /// The largest `limit` (Mux's).
 pub(super) const MAX_LIMIT: u32 = 100;
+/// The longest `search` a list takes.
+const MAX_SEARCH_BYTES: usize = 200;
 
 pub(super) fn data<T: serde::Serialize>(status: StatusCode, value: T) -> Response {
     (status, Json(json!({ "data": value }))).into_response()
@@ -79,6 +81,10 @@ pub struct ListQuery {
     page: Option<String>,
     cursor: Option<String>,
     upload_id: Option<String>,
+    /// reeld's addition: only assets with this status.
+    status: Option<String>,
+    /// reeld's addition: by id, or part of `meta.title` or `passthrough`.
+    search: Option<String>,
 }
 
 /// `limit` and `page` of a list that pages by number only.
@@ -165,8 +171,26 @@ pub async fn list(
             Page::Offset(u64::from(n - 1) * u64::from(limit))
         }
     };
+    let status = q.status.filter(|s| !s.is_empty());
+    if let Some(s) = &status
+        && !matches!(s.as_str(), "preparing" | "ready" | "errored")
+    {
+        return Err(ApiError::InvalidParameters(
+            "status must be one of \"preparing\", \"ready\", \"errored\"".into(),
+        ));
+    }
+    let search = q
+        .search
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    if search.as_ref().is_some_and(|s| s.len() > MAX_SEARCH_BYTES) {
+        return Err(ApiError::InvalidParameters(format!(
+            "search is longer than {MAX_SEARCH_BYTES} bytes"
+        )));
+    }
+    let filter = crate::db::AssetFilter { status, search };
     let (records, more) = blocking(&state, move |db| {
-        Ok(db.read(|r| r.list_assets(limit, &page))?)
+        Ok(db.read(|r| r.list_assets_where(limit, &page, &filter))?)
     })
     .await?;
     let next_cursor = if more {

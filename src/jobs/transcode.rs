@@ -252,6 +252,7 @@ async fn run_steps(
         if output.name == MASTER_NAME {
             summary = Some(MediaSummary {
                 non_standard_input_reasons: reasons.clone(),
+                master_filesize: std::fs::metadata(&path).ok().map(|m| m.len()),
                 ..summarize(&stored, &plan)
             });
         } else if let Some(row) = files.iter_mut().find(|f| f.name == output.name) {
@@ -568,6 +569,7 @@ fn summarize(stored: &MediaInfo, plan: &Plan) -> MediaSummary {
         aspect_ratio: ratio,
         tracks,
         non_standard_input_reasons: None,
+        master_filesize: None,
     }
 }
 
