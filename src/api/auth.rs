@@ -1,6 +1,7 @@
 //! HTTP Basic authentication with the configured access tokens, as an
 //! extractor: a handler that takes [`Authenticated`] only runs for a caller
-//! with a valid token id and secret.
+//! with a valid token id and secret, or with a dashboard session made from
+//! one (see `dashboard::session`).
 //!
 //! Secrets are compared as SHA-256 digests with `subtle`'s constant-time
 //! equality, against every token, so neither the position of a mismatch nor
@@ -37,6 +38,11 @@ impl TokenSet {
                 .map(|t| (t.id.clone(), digest(t.secret.0.as_bytes())))
                 .collect(),
         }
+    }
+
+    /// Whether a token with this id is configured.
+    pub fn has_id(&self, id: &str) -> bool {
+        self.tokens.iter().any(|(token_id, _)| token_id == id)
     }
 
     /// The id of the token matching `id` and `secret`, if any.
@@ -78,10 +84,25 @@ impl FromRequestParts<ApiState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let (id, secret) = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            // The dashboard's requests: its session cookie and CSRF token.
+            if let Some(session) =
+                super::dashboard::from_cookie(&parts.method, &parts.headers, state).await?
+            {
+                return Ok(Authenticated {
+                    token_id: session.token_id,
+                });
+            }
+            // A browser (it names the fetch's site) gets no Basic challenge.
+            return Err(if parts.headers.contains_key("sec-fetch-site") {
+                ApiError::SignInNeeded
+            } else {
+                ApiError::Unauthorized
+            });
+        };
+        let (id, secret) = value
+            .to_str()
+            .ok()
             .and_then(basic_credentials)
             .ok_or(ApiError::Unauthorized)?;
         match state.tokens.check(&id, &secret) {

@@ -16,6 +16,11 @@ pub enum ApiError {
     /// No credentials, or wrong ones.
     #[error("Unauthorized request")]
     Unauthorized,
+    /// No valid credentials on a browser's request (the dashboard's): like
+    /// `Unauthorized`, without the Basic challenge that would pop up the
+    /// browser's own password dialog.
+    #[error("Sign in to the dashboard with an API token")]
+    SignInNeeded,
     /// No such asset (or rendition, or route).
     #[error("{0}")]
     NotFound(String),
@@ -62,7 +67,9 @@ impl ApiError {
     fn status_and_type(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidParameters(_) => (StatusCode::BAD_REQUEST, "invalid_parameters"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized | ApiError::SignInNeeded => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::FailedRequest(_) => (StatusCode::PRECONDITION_FAILED, "failed_request"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),

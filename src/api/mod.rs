@@ -1,7 +1,8 @@
 //! The HTTP API: Mux's `/video/v1` asset routes and `/system/v1` signing
 //! keys, Cloudflare Stream's `/client/v4` video, downloads and keys routes,
 //! signed downloads of stored files, stream URLs by playback ID or video
-//! uid, and `/healthz`. Served by `reeld run` with axum.
+//! uid, `/healthz`, and the web dashboard at `/`. Served by `reeld run`
+//! with axum.
 //!
 //! Handlers are thin: they parse and validate the request into typed values,
 //! call the database (`db.write(|tx| …)`) and the view, and answer in Mux's
@@ -11,9 +12,11 @@ mod assets;
 mod auth;
 mod body;
 mod cloudflare;
+mod dashboard;
 mod downloads;
 mod error;
 mod inputs;
+mod jobs;
 mod playback_ids;
 mod signing_keys;
 mod stream;
@@ -173,6 +176,7 @@ pub fn router(state: ApiState) -> Router {
             get(playback_ids::retrieve).delete(playback_ids::delete),
         )
         .route("/playback-ids/{playback_id}", get(playback_ids::lookup))
+        .route("/jobs", get(jobs::list))
         .route("/webhook-events", get(webhook_events::list))
         .route(
             "/webhook-events/{event_id}/retry",
@@ -199,6 +203,7 @@ pub fn router(state: ApiState) -> Router {
             get(stream::cloudflare_file),
         )
         .route("/healthz", get(healthz))
+        .merge(dashboard::routes().layer(DefaultBodyLimit::max(json_limit)))
         .route("/downloads/{asset_id}/{file}", get(downloads::download))
         // Streamed to the spool, not buffered: the handler enforces its own
         // limits (500 MiB a request, [api] max_upload_bytes a file).
