@@ -181,6 +181,34 @@ fn sessions_csrf_and_headers() {
     assert_eq!(jobs.status, 200);
     assert!(jobs.json()["data"].is_array());
 
+    // A browser holding Basic credentials changes nothing for another site.
+    let forged_form = api.request(
+        "POST",
+        "/video/v1/uploads",
+        Some(&json!({"cors_origin": "https://evil.example"})),
+        &["Sec-Fetch-Site: cross-site"],
+    );
+    assert_eq!(forged_form.status, 403);
+    assert_eq!(
+        api.request(
+            "GET",
+            "/video/v1/assets",
+            None,
+            &["Sec-Fetch-Site: cross-site"]
+        )
+        .status,
+        200
+    );
+
+    // Two session cookies (one planted beside the real one): neither counts.
+    let shadowed = format!("{cookie}; reeld_session=planted");
+    assert_eq!(
+        anonymous
+            .request("GET", "/video/v1/assets", None, &[&shadowed])
+            .status,
+        401
+    );
+
     // Sign-out ends the session for every request that carries it.
     let out = anonymous.request("DELETE", "/ui/session", None, &[&cookie, &csrf_header]);
     assert_eq!(out.status, 204);
@@ -332,4 +360,35 @@ fn chromium_uses_the_dashboard() {
         let png = std::fs::read(shots.join(name)).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}");
     }
+}
+
+#[test]
+fn a_session_outlives_a_restart_but_not_a_new_secret() {
+    let env = TestEnv::new(&[]);
+    let mut daemon = env.start_daemon();
+    let api = env.api(&daemon);
+    let signed = sign_in(&api, TOKEN_SECRET);
+    assert_eq!(signed.status, 201);
+    let cookie = format!("Cookie: {}", session_cookie(&signed));
+    daemon.terminate();
+
+    let daemon = env.start_daemon();
+    let api = env.api(&daemon);
+    let anonymous = api.with_credentials(None);
+    let after_restart = anonymous.request("GET", "/video/v1/assets", None, &[&cookie]);
+    assert_eq!(after_restart.status, 200);
+    drop(daemon);
+
+    // The same token id with a new secret: the old sign-in is over.
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replace(TOKEN_SECRET, "a-new-secret-0123456789"),
+    )
+    .unwrap();
+    let daemon = env.start_daemon();
+    let api = env.api(&daemon);
+    let anonymous = api.with_credentials(None);
+    let after_rotation = anonymous.request("GET", "/video/v1/assets", None, &[&cookie]);
+    assert_eq!(after_rotation.status, 401);
 }

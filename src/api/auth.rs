@@ -8,8 +8,8 @@
 //! which token id exists shows in the response time. Secrets are never logged.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -40,9 +40,19 @@ impl TokenSet {
         }
     }
 
-    /// Whether a token with this id is configured.
-    pub fn has_id(&self, id: &str) -> bool {
-        self.tokens.iter().any(|(token_id, _)| token_id == id)
+    /// What a dashboard session made with token `id` keeps to tell whether
+    /// the token still has the secret it signed in with: a digest of the
+    /// secret's digest. `None` when no such token is configured.
+    pub fn session_check(&self, id: &str) -> Option<[u8; 32]> {
+        self.tokens
+            .iter()
+            .find(|(token_id, _)| token_id == id)
+            .map(|(_, secret)| {
+                let mut h = Sha256::new();
+                h.update(b"reeld dashboard session\0");
+                h.update(secret);
+                h.finalize().into()
+            })
     }
 
     /// The id of the token matching `id` and `secret`, if any.
@@ -84,6 +94,17 @@ impl FromRequestParts<ApiState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        // A browser that holds Basic credentials for this origin sends them
+        // with another site's form too: no change is made for another site.
+        let another_site = parts
+            .headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| matches!(v.as_bytes(), b"cross-site" | b"same-site"));
+        if another_site && !matches!(parts.method, Method::GET | Method::HEAD) {
+            return Err(ApiError::Forbidden(
+                "Requests from another site's page cannot change anything".into(),
+            ));
+        }
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             // The dashboard's requests: its session cookie and CSRF token.
             if let Some(session) =

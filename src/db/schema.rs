@@ -189,6 +189,7 @@ CREATE TABLE dashboard_sessions (
     id_digest    BLOB PRIMARY KEY,             -- SHA-256 of the cookie's value
     token_id     TEXT NOT NULL,                -- the API token signed in with
     csrf         TEXT NOT NULL,                -- sent back in X-CSRF-Token
+    token_check  BLOB NOT NULL,                -- ties it to the token's current secret
     created_at   INTEGER NOT NULL,             -- Unix ms
     expires_at   INTEGER NOT NULL              -- Unix ms
 );

@@ -17,6 +17,9 @@ pub struct SessionRow {
     pub token_id: String,
     /// The CSRF token its state-changing requests must carry.
     pub csrf: String,
+    /// A digest of the token's secret at sign-in: a new secret for the same
+    /// token id ends the session.
+    pub token_check: Vec<u8>,
     /// Unix ms after which it is no longer accepted.
     pub expires_at_ms: i64,
 }
@@ -27,7 +30,7 @@ impl Read<'_> {
         Ok(self
             .conn
             .query_row(
-                "SELECT token_id, csrf, expires_at FROM dashboard_sessions
+                "SELECT token_id, csrf, expires_at, token_check FROM dashboard_sessions
                  WHERE id_digest = ?1 AND expires_at > ?2",
                 params![id_digest, now_ms],
                 |r| {
@@ -35,6 +38,7 @@ impl Read<'_> {
                         token_id: r.get(0)?,
                         csrf: r.get(1)?,
                         expires_at_ms: r.get(2)?,
+                        token_check: r.get(3)?,
                     })
                 },
             )
@@ -55,9 +59,17 @@ impl Tx<'_> {
             params![now_ms],
         )?;
         self.conn.execute(
-            "INSERT INTO dashboard_sessions (id_digest, token_id, csrf, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id_digest, row.token_id, row.csrf, now_ms, row.expires_at_ms],
+            "INSERT INTO dashboard_sessions
+                 (id_digest, token_id, csrf, token_check, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                id_digest,
+                row.token_id,
+                row.csrf,
+                row.token_check,
+                now_ms,
+                row.expires_at_ms
+            ],
         )?;
         Ok(())
     }

@@ -8,8 +8,9 @@
 //! as any other client, signed in with a session cookie (`session.rs`).
 //!
 //! Every answer here carries a strict Content-Security-Policy (scripts and
-//! styles from this origin only, nothing inline, no framing), and the
-//! scripts only ever put text into the page, never HTML.
+//! styles from this origin only, nothing inline, no framing, and Trusted
+//! Types with no policy, so the browser itself refuses any string assigned
+//! as HTML), and the scripts only ever put text into the page.
 
 mod session;
 
@@ -122,7 +123,12 @@ fn content_security_policy(state: &ApiState) -> String {
     if let StorageConfig::S3(s3) = &state.ctx.config.storage {
         match s3.public_endpoint.as_deref().or(s3.endpoint.as_deref()) {
             Some(endpoint) => media.extend(origin_of(endpoint)),
-            None => media.push("https://*.amazonaws.com".into()),
+            // AWS: the bucket's own hosts, path-style and virtual-hosted.
+            None => media.push(format!(
+                "https://s3.{region}.amazonaws.com https://{bucket}.s3.{region}.amazonaws.com",
+                region = s3.region,
+                bucket = s3.bucket
+            )),
         }
     }
     let media = media.join(" ");
@@ -135,7 +141,7 @@ fn content_security_policy(state: &ApiState) -> String {
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          media-src {media}; connect-src {connect}; form-action 'self'; base-uri 'none'; \
-         frame-ancestors 'none'"
+         frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
     )
 }
 

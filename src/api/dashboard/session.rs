@@ -4,9 +4,10 @@
 //!
 //! - `POST /ui/session` `{"token_id", "token_secret"}` signs in. It checks
 //!   the pair the way the API does (constant time, every token), and sets
-//!   `reeld_session`: `HttpOnly`, `SameSite=Strict`, `Path=/`, `Secure` when
-//!   the API's base URL is `https://`. The answer carries the session's CSRF
-//!   token.
+//!   `reeld_session` (`HttpOnly`, `SameSite=Strict`, `Path=/`), or
+//!   `__Host-reeld_session` with `Secure` when the API's base URL is
+//!   `https://`. The answer carries the session's CSRF token. A wrong pair
+//!   is answered after half a second, one at a time.
 //! - `GET /ui/session` says who is signed in, with the CSRF token again (a
 //!   reloaded page has lost it).
 //! - `DELETE /ui/session` signs out.
@@ -32,23 +33,60 @@ use crate::api::{ApiError, ApiState, blocking};
 use crate::db::SessionRow;
 use crate::jobs::now_ms;
 
-/// The cookie's name.
+/// The cookie's name over plain HTTP.
 pub const COOKIE: &str = "reeld_session";
+/// Its name over HTTPS: the `__Host-` prefix makes the browser refuse it
+/// unless it is `Secure`, for this host only and for every path, so no
+/// other host (a sibling subdomain) can plant one that shadows it.
+pub const SECURE_COOKIE: &str = "__Host-reeld_session";
 /// The header the CSRF token comes back in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a sign-in lasts.
 const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
+/// How long a failed sign-in is held before it is answered.
+const FAILED_SIGN_IN_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+/// Held while a failed sign-in pauses.
+static FAILED_SIGN_INS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The value of the `reeld_session` cookie among `headers`' cookies.
-fn cookie_value(headers: &HeaderMap) -> Option<&str> {
-    headers
+/// Whether the API is served over HTTPS (its public base URL says so).
+fn https(state: &ApiState) -> bool {
+    state
+        .ctx
+        .links
+        .base_url()
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}
+
+fn cookie_name(state: &ApiState) -> &'static str {
+    if https(state) { SECURE_COOKIE } else { COOKIE }
+}
+
+/// What the request's cookies say of the session cookie `name`.
+#[derive(Debug, PartialEq, Eq)]
+enum SessionCookie<'a> {
+    /// There is none.
+    Absent,
+    /// There is one, with this value.
+    One(&'a str),
+    /// There are several (one planted to shadow the other): none is used.
+    Several,
+}
+
+fn session_cookie<'a>(headers: &'a HeaderMap, name: &str) -> SessionCookie<'a> {
+    let mut values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
+        .filter(|(n, _)| *n == name)
+        .map(|(_, value)| value);
+    match (values.next(), values.next()) {
+        (None, _) => SessionCookie::Absent,
+        (Some(value), None) => SessionCookie::One(value),
+        (Some(_), Some(_)) => SessionCookie::Several,
+    }
 }
 
 fn digest(value: &str) -> Vec<u8> {
@@ -72,15 +110,23 @@ pub async fn from_cookie(
     headers: &HeaderMap,
     state: &ApiState,
 ) -> Result<Option<SessionRow>, ApiError> {
-    let Some(value) = cookie_value(headers) else {
-        return Ok(None);
+    let value = match session_cookie(headers, cookie_name(state)) {
+        SessionCookie::Absent => return Ok(None),
+        SessionCookie::Several => return Err(ApiError::SignInNeeded),
+        SessionCookie::One(value) => value,
     };
     let key = digest(value);
     let now = now_ms();
     let found = blocking(state, move |db| Ok(db.read(|r| r.session(&key, now))?)).await?;
-    // A session made with a token since removed from the config ends with it.
+    // A session ends with its token: removed from the config, or given a
+    // new secret.
     let session = found
-        .filter(|s| state.tokens.has_id(&s.token_id))
+        .filter(|s| {
+            state
+                .tokens
+                .session_check(&s.token_id)
+                .is_some_and(|check| bool::from(check.as_slice().ct_eq(&s.token_check)))
+        })
         .ok_or(ApiError::SignInNeeded)?;
     if !matches!(*method, Method::GET | Method::HEAD) {
         let sent = headers
@@ -106,14 +152,11 @@ fn session_json(session: &SessionRow) -> Value {
 
 /// `Set-Cookie` for `value`, living `max_age_s`.
 fn set_cookie(state: &ApiState, value: &str, max_age_s: i64) -> HeaderValue {
-    let secure = if state.ctx.links.base_url().starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if https(state) { "; Secure" } else { "" };
+    let name = cookie_name(state);
     // The value is base64url (or empty): nothing in it can end the header.
     HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Strict{secure}"
+        "{name}={value}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Strict{secure}"
     ))
     .expect("a cookie of base64url characters is a valid header")
 }
@@ -136,8 +179,16 @@ pub async fn sign_in(
         ));
     }
     let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
-    let Some(token_id) = state.tokens.check(field("token_id"), field("token_secret")) else {
+    let checked = state
+        .tokens
+        .check(field("token_id"), field("token_secret"))
+        .and_then(|id| state.tokens.session_check(&id).map(|check| (id, check)));
+    let Some((token_id, token_check)) = checked else {
         info!("Dashboard sign-in refused: wrong token id or secret.");
+        // Failed attempts are answered one at a time, each after a pause:
+        // a few guesses a second, however many connections ask.
+        let _one_at_a_time = FAILED_SIGN_INS.lock().await;
+        tokio::time::sleep(FAILED_SIGN_IN_PAUSE).await;
         return Err(ApiError::SignInNeeded);
     };
     let cookie = crate::keys::random_secret();
@@ -145,11 +196,22 @@ pub async fn sign_in(
     let session = SessionRow {
         token_id,
         csrf: crate::keys::random_secret(),
+        token_check: token_check.to_vec(),
         expires_at_ms: now + SESSION_TTL_MS,
+    };
+    // A session the browser already held ends: one sign-in, one session.
+    let previous = match session_cookie(&headers, cookie_name(&state)) {
+        SessionCookie::One(value) => Some(digest(value)),
+        _ => None,
     };
     let (key, row) = (digest(&cookie), session.clone());
     blocking(&state, move |db| {
-        Ok(db.write(|tx| tx.insert_session(&key, &row, now))?)
+        Ok(db.write(|tx| {
+            if let Some(previous) = &previous {
+                tx.delete_session(previous)?;
+            }
+            tx.insert_session(&key, &row, now)
+        })?)
     })
     .await?;
     info!(token.id = %session.token_id, "Dashboard sign-in.");
@@ -182,7 +244,10 @@ pub async fn sign_out(
     if from_cookie(&method, &headers, &state).await?.is_none() {
         return Err(ApiError::SignInNeeded);
     }
-    let key = digest(cookie_value(&headers).unwrap_or_default());
+    let SessionCookie::One(value) = session_cookie(&headers, cookie_name(&state)) else {
+        return Err(ApiError::SignInNeeded);
+    };
+    let key = digest(value);
     blocking(
         &state,
         move |db| Ok(db.write(|tx| tx.delete_session(&key))?),
@@ -200,18 +265,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_session_cookie_is_found_among_others() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; reeld_session=xyz; b=2"),
+    fn the_session_cookie_is_found_among_others_and_not_when_shadowed() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::COOKIE, HeaderValue::from_static(value));
+            headers
+        };
+        let headers = with("a=1; reeld_session=xyz; b=2");
+        assert_eq!(session_cookie(&headers, COOKIE), SessionCookie::One("xyz"));
+        let headers = with("not_reeld_session=xyz");
+        assert_eq!(session_cookie(&headers, COOKIE), SessionCookie::Absent);
+        let headers = with("reeld_session=planted; reeld_session=xyz");
+        assert_eq!(session_cookie(&headers, COOKIE), SessionCookie::Several);
+        let headers = with("reeld_session=xyz");
+        assert_eq!(
+            session_cookie(&headers, SECURE_COOKIE),
+            SessionCookie::Absent
         );
-        assert_eq!(cookie_value(&headers), Some("xyz"));
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("not_reeld_session=xyz"),
-        );
-        assert_eq!(cookie_value(&headers), None);
     }
 }

@@ -21,17 +21,24 @@ const signOutButton = document.getElementById('sign-out');
 let current = null;   // the mounted view
 let timer = null;
 let generation = 0;   // bumps on every route change, so stale refreshes stop
+let loop = null;      // the mounted view's refresh loop
+let signInShown = false;
 
 function route() {
   const hash = location.hash || '#/assets';
   const [, section, id] = hash.split('/');
-  if (section === 'assets' && id) return { name: 'assets', make: () => assetView(decodeURIComponent(id)) };
+  if (section === 'assets' && id) {
+    let decoded = id;
+    try { decoded = decodeURIComponent(id); } catch { /* shown as not found */ }
+    return { name: 'assets', make: () => assetView(decoded) };
+  }
   if (section === 'queue') return { name: 'queue', make: () => queueView() };
   return { name: 'assets', make: () => assetsView() };
 }
 
-async function show() {
+async function show(focusHeading = true) {
   clearTimeout(timer);
+  signInShown = false;
   current?.unmount?.();
   const mine = ++generation;
   const { name, make } = route();
@@ -41,21 +48,41 @@ async function show() {
   }
   current = make();
   fill(main, current.element);
-  const loop = async () => {
+  // Tell assistive technology the page changed: focus the new heading.
+  const heading = main.querySelector('h1');
+  if (heading && focusHeading) {
+    heading.setAttribute('tabindex', '-1');
+    heading.focus();
+  }
+  let inFlight = false;
+  loop = async () => {
+    if (inFlight) return;
+    inFlight = true;
+    clearTimeout(timer);
     let busy = false;
     try {
       busy = await current.refresh();
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 401)) toast(e.message, 'error');
+    } finally {
+      inFlight = false;
     }
     if (mine !== generation) return;
-    const wait = document.hidden ? IDLE_MS : (busy ? BUSY_MS : IDLE_MS);
-    timer = setTimeout(loop, wait);
+    // A hidden tab is not polled; it refreshes when it is shown again.
+    if (document.hidden) return;
+    timer = setTimeout(loop, busy ? BUSY_MS : IDLE_MS);
   };
   await loop();
 }
 
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && current && loop) loop();
+});
+
 function signInForm(message) {
+  // Several requests may find the session gone at once: one form.
+  if (signInShown) return;
+  signInShown = true;
   clearTimeout(timer);
   current?.unmount?.();
   current = null;
@@ -94,12 +121,13 @@ function signedIn(session) {
   nav.hidden = false;
   signOutButton.hidden = false;
   who.textContent = `Signed in as ${session.token_id}`;
-  show();
+  show(false);
 }
 
 signOutButton.addEventListener('click', async () => {
   try { await api('DELETE', '/ui/session'); } catch { /* gone already */ }
   setCsrf(null);
+  signInShown = false;
   signInForm('You are signed out.');
 });
 

@@ -3,7 +3,7 @@
 // delete, download), a player for any of its files, and its JSON.
 
 import { api, get, ApiError } from './api.js';
-import { h, fill, badge, progressBar, duration, bytes, bitrate, when, toast } from './dom.js';
+import { h, fill, badge, progressBar, duration, bytes, bitrate, when, toast, keepingFocus } from './dom.js';
 import { reasons, RESOLUTIONS } from './words.js';
 import { assetName, storedBytes } from './assets.js';
 
@@ -45,6 +45,9 @@ export function assetView(id) {
   const path = `/video/v1/assets/${encodeURIComponent(id)}`;
   let latest = null;
   let shown = null;
+  let asked = 0;        // answers to older requests are dropped
+  let gone = false;
+  let resolution = '270p';  // the rendition chooser's value, across redraws
   const player = h('video', { id: 'player', controls: true, preload: 'metadata', playsinline: true });
   const playing = h('p', { class: 'muted', id: 'player-file' }, 'Choose a file to play.');
   // The player stays put while the parts around it are redrawn.
@@ -94,14 +97,15 @@ export function assetView(id) {
         }, on ? 'Turn master access off' : 'Turn master access on'),
         asset.master?.url ? [
           h('button', { type: 'button', id: 'play-master', onclick: () => play('master.mp4') }, 'Play master'),
-          h('a', { class: 'button', href: asset.master.url, download: '' }, 'Download master'),
+          h('a', { class: 'button', href: asset.master.url, download: '', 'data-file': 'master.mp4' }, 'Download master'),
         ] : null));
   };
 
   const renditionsSection = (asset) => {
     const files = asset.static_renditions?.files ?? [];
-    const choice = h('select', { id: 'add-rendition-resolution' },
+    const choice = h('select', { id: 'add-rendition-resolution', onchange: () => { resolution = choice.value; } },
       RESOLUTIONS.map((r) => h('option', { value: r }, r)));
+    choice.value = resolution;
     const rows = files.map((f) => h('tr', { 'data-rendition': f.name, 'data-status': f.status },
       h('td', { class: 'mono' }, f.name),
       h('td', {}, badge(f.status)),
@@ -111,7 +115,7 @@ export function assetView(id) {
       h('td', { class: 'actions' },
         f.url ? [
           h('button', { type: 'button', onclick: () => play(f.name), 'aria-label': `Play ${f.name}` }, 'Play'),
-          h('a', { class: 'button', href: f.url, download: '', 'aria-label': `Download ${f.name}` }, 'Download'),
+          h('a', { class: 'button', href: f.url, download: '', 'data-file': f.name, 'aria-label': `Download ${f.name}` }, 'Download'),
         ] : null,
         f.id ? h('button', {
           type: 'button', class: 'danger', 'aria-label': `Delete ${f.name}`,
@@ -142,6 +146,9 @@ export function assetView(id) {
     const name = assetName(asset);
     fill(title, name);
     document.title = `${name} · reeld`;
+    keepingFocus(element, () => draw(asset, name));
+  };
+  const draw = (asset, name) => {
     const why = reasons(asset.non_standard_input_reasons);
     fill(top,
       h('p', { class: 'mono muted' }, asset.id),
@@ -187,9 +194,11 @@ export function assetView(id) {
     element,
     async refresh(force = false) {
       let answer;
+      const mine = ++asked;
       try {
         answer = await get(path);
       } catch (e) {
+        if (mine !== asked || gone) return false;
         if (e instanceof ApiError && e.status === 404) {
           fill(top, h('p', { role: 'alert' }, 'This asset does not exist, or was deleted.'));
           body.replaceChildren();
@@ -197,6 +206,7 @@ export function assetView(id) {
         }
         throw e;
       }
+      if (mine !== asked || gone) return false;
       latest = answer.data;
       jsonText.textContent = JSON.stringify(latest, null, 2);
       const key = withoutUrls(latest);
@@ -204,10 +214,17 @@ export function assetView(id) {
         shown = key;
         render(latest);
       }
+      // Signed URLs are renewed in place, so an open page never offers an
+      // expired one.
+      for (const link of element.querySelectorAll('a[data-file]')) {
+        const name = link.dataset.file;
+        const file = name === 'master.mp4' ? latest.master : latest.static_renditions?.files?.find((f) => f.name === name);
+        if (file?.url) link.href = file.url;
+      }
       const files = latest.static_renditions?.files ?? [];
       return latest.status === 'preparing' || files.some((f) => f.status === 'preparing');
     },
-    unmount() { player.pause(); player.removeAttribute('src'); document.title = 'reeld'; },
+    unmount() { gone = true; player.pause(); player.removeAttribute('src'); document.title = 'reeld'; },
   };
   return view;
 }

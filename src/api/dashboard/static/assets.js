@@ -3,7 +3,7 @@
 // (the list route's `status` and `search`), with the upload drop zone.
 
 import { get } from './api.js';
-import { h, fill, badge, progressBar, duration, bytes, when } from './dom.js';
+import { h, fill, badge, progressBar, duration, bytes, when, keepingFocus } from './dom.js';
 import { uploadZone } from './upload.js';
 
 const PAGE_SIZE = 25;
@@ -40,6 +40,8 @@ function row(asset) {
 export function assetsView() {
   let page = 1;
   let more = false;
+  let asked = 0;       // answers to older requests are dropped
+  let gone = false;
   const rows = new Map(); // id → [json, tr]
   const status = h('select', { id: 'filter-status' },
     ['', 'preparing', 'ready', 'errored'].map((s) => h('option', { value: s }, s || 'All')));
@@ -80,7 +82,9 @@ export function assetsView() {
       const query = new URLSearchParams({ limit: String(PAGE_SIZE), page: String(page) });
       if (status.value) query.set('status', status.value);
       if (search.value.trim()) query.set('search', search.value.trim());
+      const mine = ++asked;
       const answer = await get(`/video/v1/assets?${query}`);
+      if (mine !== asked || gone) return false;
       const seen = new Set();
       let before = null;
       for (const asset of answer.data) {
@@ -90,7 +94,7 @@ export function assetsView() {
         let tr = known?.[1];
         if (!known || known[0] !== json) {
           const fresh = row(asset);
-          if (tr) tr.replaceWith(fresh);
+          if (tr) keepingFocus(tbody, () => tr.replaceWith(fresh));
           tr = fresh;
           rows.set(asset.id, [json, tr]);
         }
@@ -112,6 +116,7 @@ export function assetsView() {
       fill(pageLabel, `Page ${page}`);
       return answer.data.some((a) => a.status === 'preparing');
     },
+    unmount() { gone = true; clearTimeout(debounce); },
   };
   return view;
 }

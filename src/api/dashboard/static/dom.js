@@ -2,6 +2,8 @@
 // (titles, passthrough, file names, error messages) goes in as text nodes:
 // there is no path here that parses a string as HTML.
 
+const SAFE_URL = /^(#|\/(?!\/)|https?:\/\/)/i;
+
 /** An element: `h('a', {href: '#/x', class: 'y', onclick: f}, 'text', child)`. */
 export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
@@ -13,6 +15,10 @@ export function h(tag, props = {}, ...children) {
       el.className = value;
     } else if (key === 'value' || key === 'checked' || key === 'disabled') {
       el[key] = value;
+    } else if ((key === 'href' || key === 'src') && !SAFE_URL.test(String(value))) {
+      // Only this page's routes, its own paths and http(s) URLs: never a
+      // `javascript:` or `data:` URL, whoever supplied it.
+      throw new Error(`refused ${key} ${JSON.stringify(String(value))}`);
     } else {
       el.setAttribute(key, value === true ? '' : String(value));
     }
@@ -93,10 +99,34 @@ export function progressBar(progress, label) {
     h('span', { class: 'figure' }, known ? `${Math.floor(pct)} %` : ''));
 }
 
-/** Shows a short message at the bottom of the page. */
+/** Shows a short message at the bottom of the page. Errors are announced
+ * at once and stay until they are dismissed. */
 export function toast(text, kind = 'info') {
   const box = document.getElementById('toast');
+  if (kind === 'error') {
+    const item = h('div', { class: 'toast error', role: 'alert' }, text, ' ',
+      h('button', { type: 'button', class: 'dismiss', 'aria-label': 'Dismiss', onclick: () => item.remove() }, '×'));
+    box.append(item);
+    return;
+  }
   const item = h('div', { class: `toast ${kind}` }, text);
   box.append(item);
-  setTimeout(() => item.remove(), kind === 'error' ? 8000 : 4000);
+  setTimeout(() => item.remove(), 4000);
+}
+
+/** What tells a control apart from its neighbours, across a redraw. */
+function focusKey(el) {
+  return [el.tagName, el.id, el.getAttribute('aria-label') ?? '', el.textContent].join('|');
+}
+
+/** Runs `render`, which redraws part of `container`, and gives the focus
+ * back to the same control if it was inside and is still there. */
+export function keepingFocus(container, render) {
+  const active = document.activeElement;
+  const key = active && active !== document.body && container.contains(active) ? focusKey(active) : null;
+  render();
+  if (key && !container.contains(active)) {
+    const again = [...container.querySelectorAll(active.tagName)].find((el) => focusKey(el) === key);
+    again?.focus();
+  }
 }

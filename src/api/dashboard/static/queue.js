@@ -3,7 +3,7 @@
 // failed, each with a retry button.
 
 import { api, get } from './api.js';
-import { h, fill, progressBar, elapsed, when, toast } from './dom.js';
+import { h, fill, progressBar, elapsed, when, toast, keepingFocus } from './dom.js';
 
 function jobRow(job, nowMs) {
   const running = job.state === 'running';
@@ -34,6 +34,8 @@ export function queueView() {
   const noFailed = h('p', { class: 'muted' }, 'No failed webhook deliveries.');
   let view;
   let shownFailed = null;
+  let asked = 0;
+  let gone = false;
   const retry = async (id) => {
     try {
       const answer = await api('POST', `/video/v1/webhook-events/${encodeURIComponent(id)}/retry`);
@@ -60,11 +62,13 @@ export function queueView() {
   view = {
     element,
     async refresh() {
+      const mine = ++asked;
       const [jobList, deliveries] = await Promise.all([
         get('/video/v1/jobs'),
         get('/video/v1/webhook-events?status=failed&limit=100'),
       ]);
-      fill(jobs, jobList.data.map((j) => jobRow(j, jobList.now_ms)));
+      if (mine !== asked || gone) return false;
+      keepingFocus(jobs, () => fill(jobs, jobList.data.map((j) => jobRow(j, jobList.now_ms))));
       noJobs.hidden = jobList.data.length > 0;
       const failedKey = JSON.stringify(deliveries.data);
       if (failedKey !== shownFailed) {
@@ -82,6 +86,7 @@ export function queueView() {
       noFailed.hidden = deliveries.data.length > 0;
       return jobList.data.length > 0;
     },
+    unmount() { gone = true; },
   };
   return view;
 }

@@ -28,16 +28,19 @@ function startUpload(file, list, onCreated) {
       return;
     }
     const chunks = UpChunk.createUpload({ endpoint: upload.url, file });
+    sending += 1;
     chunks.on('progress', (event) => {
       bar.value = event.detail;
       state.textContent = `${Math.floor(event.detail)} %`;
     });
     chunks.on('error', (event) => {
+      sending -= 1;
       state.textContent = `failed: ${event.detail.message}`;
       item.dataset.state = 'failed';
       toast(`Upload of ${file.name} failed: ${event.detail.message}`, 'error');
     });
     chunks.on('success', () => {
+      sending -= 1;
       bar.value = 100;
       state.textContent = 'uploaded';
       item.dataset.state = 'uploaded';
@@ -47,9 +50,16 @@ function startUpload(file, list, onCreated) {
   })();
 }
 
+// One list for the page's life: uploads go on while other views are shown,
+// and their bars are there again on coming back.
+const list = h('ul', { class: 'uploads', 'aria-label': 'Uploads' });
+let sending = 0;
+window.addEventListener('beforeunload', (event) => {
+  if (sending > 0) event.preventDefault();
+});
+
 /** The drop zone; `onCreated` runs when a file has been sent. */
 export function uploadZone(onCreated) {
-  const list = h('ul', { class: 'uploads', 'aria-label': 'Uploads' });
   const input = h('input', { id: 'upload-file', type: 'file', accept: 'video/*,audio/*', multiple: true, hidden: true, 'aria-label': 'Files to upload' });
   input.addEventListener('change', () => {
     for (const file of input.files) startUpload(file, list, onCreated);
