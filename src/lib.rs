@@ -26,6 +26,7 @@ pub mod pipelines;
 pub mod plan;
 pub mod playback;
 pub mod probe;
+pub mod remux;
 pub mod sandbox;
 pub mod settings;
 pub mod standard;

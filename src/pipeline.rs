@@ -154,11 +154,41 @@ fn index_space(source_index_bytes: u64, duration_s: f64, tracks: u32) -> Option<
 /// Transcodes `source` into every output of `plan`, each written to
 /// `spool_dir/NAME`, from one decode. Reports progress (0–100) as it goes.
 ///
-/// A remux writes each file once, its index first in space reserved at the
-/// start. Should the index outgrow that space (mp4mux refuses then), the
-/// remux runs again the usual way: media data to a scratch file, then
-/// copied behind the index.
+/// A remux of a standard MP4 is a copy of its media data behind its own
+/// index, moved to the front (`remux.rs`), when that module vouches for the
+/// file; otherwise, and for everything that decodes, GStreamer runs.
 pub fn transcode(
+    source: &Path,
+    plan: &Plan,
+    spool_dir: &Path,
+    options: &RunOptions<'_>,
+    mut on_progress: impl FnMut(f64),
+) -> Result<(), PipelineError> {
+    if plan.copies()
+        && let [master] = plan.outputs.as_slice()
+    {
+        let keep = crate::remux::Keep {
+            video: master.video.is_some(),
+            audio: master.audio.is_some(),
+        };
+        match crate::remux::remux(source, &spool_dir.join(&master.name), keep) {
+            Ok(()) => {
+                on_progress(100.0);
+                return Ok(());
+            }
+            Err(crate::remux::Refused(why)) => {
+                tracing::info!(reason = %why, "Remuxing with GStreamer: the index cannot simply be moved.");
+            }
+        }
+    }
+    transcode_with_gstreamer(source, plan, spool_dir, options, on_progress)
+}
+
+/// `transcode` through GStreamer. A remux writes each file once, its index
+/// first in space reserved at the start. Should the index outgrow that
+/// space (mp4mux refuses then), the remux runs again the usual way: media
+/// data to a scratch file, then copied behind the index.
+fn transcode_with_gstreamer(
     source: &Path,
     plan: &Plan,
     spool_dir: &Path,
@@ -1084,7 +1114,7 @@ mod tests {
         };
 
         // Sized from the source's index: one write, no scratch file.
-        transcode(&clip, &plan, &spool, &options, |_| {}).unwrap();
+        transcode_with_gstreamer(&clip, &plan, &spool, &options, |_| {}).unwrap();
         index_first(&master);
         assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1);
 
