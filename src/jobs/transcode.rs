@@ -71,28 +71,14 @@ pub async fn run(
     cancel: &CancellationToken,
     progress: Option<ProgressFn>,
 ) -> JobOutcome {
-    if job.attempts > job.max_attempts {
-        return JobOutcome::InvalidInput(format!(
-            "Processing was attempted {} times without success; last error: {}",
-            job.max_attempts,
-            job.last_error
-                .as_deref()
-                .unwrap_or("the worker stopped while processing")
-        ));
-    }
-    if job.crashes >= MAX_CRASHES {
-        // The supervisor writes why a worker died for lack of memory.
-        if let Some(reason) = job
-            .last_error
-            .as_deref()
-            .filter(|e| e.starts_with(OUT_OF_MEMORY))
-        {
-            return JobOutcome::InvalidInput(reason.to_owned());
+    if let Some(given_up) = given_up(job) {
+        // What the attempts that died left in the spool goes with the job.
+        let spool = attempt_spool(&ctx.config.spool_dir, job);
+        clear_earlier_attempts(&spool, job.lease.generation);
+        if let Some(asset_folder) = spool.parent() {
+            let _ = std::fs::remove_dir(asset_folder);
         }
-        return JobOutcome::InvalidInput(format!(
-            "The file crashed the media engine {} times; it may be malformed or hostile.",
-            job.crashes
-        ));
+        return given_up;
     }
     let spool = attempt_spool(&ctx.config.spool_dir, job);
     // A stop (lost lease, deleted asset, shutdown after its grace) ends every
@@ -117,6 +103,35 @@ pub async fn run(
         Ok(stored) => JobOutcome::Ready(stored),
         Err(outcome) => outcome,
     }
+}
+
+/// The outcome of a job that is not run again: out of attempts, or it
+/// crashed its workers too often.
+fn given_up(job: &Job) -> Option<JobOutcome> {
+    if job.attempts > job.max_attempts {
+        return Some(JobOutcome::InvalidInput(format!(
+            "Processing was attempted {} times without success; last error: {}",
+            job.max_attempts,
+            job.last_error
+                .as_deref()
+                .unwrap_or("the worker stopped while processing")
+        )));
+    }
+    if job.crashes >= MAX_CRASHES {
+        // The supervisor writes why a worker died for lack of memory.
+        if let Some(reason) = job
+            .last_error
+            .as_deref()
+            .filter(|e| e.starts_with(OUT_OF_MEMORY))
+        {
+            return Some(JobOutcome::InvalidInput(reason.to_owned()));
+        }
+        return Some(JobOutcome::InvalidInput(format!(
+            "The file crashed the media engine {} times; it may be malformed or hostile.",
+            job.crashes
+        )));
+    }
+    None
 }
 
 async fn run_steps(
