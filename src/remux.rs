@@ -283,8 +283,11 @@ impl<'a> Iterator for Children<'a> {
     }
 }
 
+/// A child box: its type and body.
+type Child<'a> = ([u8; 4], &'a [u8]);
+
 /// Every child of `body`, or a refusal if the boxes do not add up.
-fn all_children<'a>(body: &'a [u8], what: &str) -> Result<Vec<([u8; 4], &'a [u8])>, Refused> {
+fn all_children<'a>(body: &'a [u8], what: &str) -> Result<Vec<Child<'a>>, Refused> {
     let mut walk = children(body);
     let out: Vec<_> = walk.by_ref().collect();
     if walk.broken {

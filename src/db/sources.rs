@@ -165,6 +165,32 @@ pub struct PendingSource {
 }
 
 impl Read<'_> {
+    /// Every watch-folder source still where it was taken from (kept, or
+    /// awaiting its move or delete), with its identity, one at a time.
+    pub fn watch_sources_in_place(
+        &self,
+        mut each: impl FnMut(&Path, SourceIdentity),
+    ) -> Result<(), DbError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT path, device, inode, size, mtime_ns FROM sources
+             WHERE origin = 'watch' AND disposition IN ('kept', 'pending')",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let path: String = r.get(0)?;
+            each(
+                Path::new(&path),
+                SourceIdentity {
+                    device: r.get::<_, i64>(1)? as u64,
+                    inode: r.get::<_, i64>(2)? as u64,
+                    size: r.get::<_, i64>(3)? as u64,
+                    mtime_ns: r.get(4)?,
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// Whether a watch-folder source with this identity already made an asset.
     pub fn watch_source_known(&self, id: &SourceIdentity) -> Result<bool, DbError> {
         let found: Option<i64> = self
