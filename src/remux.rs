@@ -22,6 +22,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use crate::inspect::mp4::{TopBox, boxes, boxes_add_up, handler, top_level_boxes};
+
 /// Largest `moov` box rewritten (a two-hour film's index is a few MB).
 const MAX_MOOV_BYTES: u64 = 64 << 20;
 
@@ -67,8 +69,7 @@ struct Span {
 /// begun), and the caller remuxes the usual way.
 pub fn remux(source: &Path, dest: &Path, keep: Keep) -> Result<(), Refused> {
     let mut file = File::open(source)?;
-    let length = file.metadata()?.len();
-    let (ftyp, moov, mdat) = top_level(&mut file, length)?;
+    let (ftyp, moov, mdat) = top_level(&mut file)?;
     check_brands(&ftyp)?;
     if moov.size - moov.header > MAX_MOOV_BYTES {
         return refuse("the index is larger than 64 MiB");
@@ -150,40 +151,21 @@ fn write(
 
 /// The `ftyp`, `moov` and `mdat` boxes of the file, refusing files with
 /// more than one `mdat`, fragments, or box sizes that do not add up.
-fn top_level(file: &mut File, length: u64) -> Result<(Vec<u8>, Span, Span), Refused> {
+fn top_level(file: &mut File) -> Result<(Vec<u8>, Span, Span), Refused> {
     let (mut ftyp, mut moov, mut mdat) = (None, None, None);
-    let mut at = 0u64;
-    while at < length {
-        if length - at < 8 {
-            return refuse("trailing bytes after the last box");
-        }
-        file.seek(SeekFrom::Start(at))?;
-        let mut header = [0u8; 16];
-        file.read_exact(&mut header[..8])?;
-        let mut size = u64::from(u32::from_be_bytes(header[..4].try_into().unwrap()));
-        let kind: [u8; 4] = header[4..8].try_into().unwrap();
-        let mut header_len = 8;
-        if size == 1 {
-            file.read_exact(&mut header[8..16])?;
-            size = u64::from_be_bytes(header[8..16].try_into().unwrap());
-            header_len = 16;
-        } else if size == 0 {
-            size = length - at;
-        }
-        if size < header_len || size > length - at {
-            return refuse(format!(
-                "the {} box's size does not fit the file",
-                String::from_utf8_lossy(&kind)
-            ));
-        }
+    let boxes: Vec<TopBox> = top_level_boxes(file)
+        .collect::<Result<_, _>>()
+        .map_err(Refused)?;
+    for b in boxes {
         let span = Span {
-            at,
-            header: header_len,
-            size,
+            at: b.at,
+            header: b.header,
+            size: b.size,
         };
-        match &kind {
+        match &b.kind {
             b"ftyp" if ftyp.is_none() => {
-                let mut body = vec![0u8; (size - header_len).min(4096) as usize];
+                let mut body = vec![0u8; (b.size - b.header).min(4096) as usize];
+                file.seek(SeekFrom::Start(b.at + b.header))?;
                 file.read_exact(&mut body)?;
                 ftyp = Some(body);
             }
@@ -192,14 +174,10 @@ fn top_level(file: &mut File, length: u64) -> Result<(Vec<u8>, Span, Span), Refu
             b"mdat" => return refuse("more than one mdat box"),
             b"moof" | b"sidx" | b"mfra" => return refuse("a fragmented file"),
             b"free" | b"skip" | b"wide" | b"uuid" | b"pdin" => {}
-            _ => {
-                return refuse(format!(
-                    "a top-level {} box",
-                    String::from_utf8_lossy(&kind)
-                ));
+            kind => {
+                return refuse(format!("a top-level {} box", String::from_utf8_lossy(kind)));
             }
         }
-        at += size;
     }
     match (ftyp, moov, mdat) {
         (Some(f), Some(m), Some(d)) => Ok((f, m, d)),
@@ -241,69 +219,17 @@ fn push_box(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {
     out.extend_from_slice(body);
 }
 
-/// Child boxes of a box body: (type, body). Stops at the first header that
-/// does not fit, and then says so in `broken`.
-struct Children<'a> {
-    data: &'a [u8],
-    at: usize,
-    broken: bool,
-}
-
-fn children(data: &[u8]) -> Children<'_> {
-    Children {
-        data,
-        at: 0,
-        broken: false,
+/// Every child of `body`, or a refusal if the boxes do not add up.
+fn all_children<'a>(body: &'a [u8], what: &str) -> Result<Vec<Child<'a>>, Refused> {
+    let children: Vec<Child<'a>> = boxes(body).collect();
+    if !boxes_add_up(body, &children) {
+        return refuse(format!("the boxes inside {what} do not add up"));
     }
-}
-
-impl<'a> Iterator for Children<'a> {
-    type Item = ([u8; 4], &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.data.get(self.at..)?;
-        if rest.is_empty() {
-            return None;
-        }
-        let size = rest
-            .get(..4)
-            .map(|s| u32::from_be_bytes(s.try_into().unwrap()) as usize);
-        let kind: Option<[u8; 4]> = rest.get(4..8).map(|k| k.try_into().unwrap());
-        match (size, kind) {
-            // 64-bit and to-the-end sizes are not used inside `moov`.
-            (Some(size), Some(kind)) if size >= 8 && size <= rest.len() => {
-                self.at += size;
-                Some((kind, &rest[8..size]))
-            }
-            _ => {
-                self.broken = true;
-                None
-            }
-        }
-    }
+    Ok(children)
 }
 
 /// A child box: its type and body.
 type Child<'a> = ([u8; 4], &'a [u8]);
-
-/// Every child of `body`, or a refusal if the boxes do not add up.
-fn all_children<'a>(body: &'a [u8], what: &str) -> Result<Vec<Child<'a>>, Refused> {
-    let mut walk = children(body);
-    let out: Vec<_> = walk.by_ref().collect();
-    if walk.broken {
-        return refuse(format!("the boxes inside {what} do not add up"));
-    }
-    Ok(out)
-}
-
-fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
-    children(body).find(|(k, _)| k == kind).map(|(_, b)| b)
-}
-
-fn handler(trak: &[u8]) -> Option<[u8; 4]> {
-    let hdlr = child(child(trak, b"mdia")?, b"hdlr")?;
-    hdlr.get(8..12)?.try_into().ok()
-}
 
 /// The new `moov` body: the kept tracks with their chunk offsets moved by
 /// `delta`, every offset checked to lie in `media` first.

@@ -46,37 +46,80 @@ pub fn is_simple(edits: &[Edit]) -> bool {
     }
 }
 
-/// Where the top-level `moov` box of an open MP4/MOV file lies: its offset,
-/// header length and total size. `None` when there is none, or the box
-/// headers do not add up.
-fn find_moov(file: &mut File) -> Option<(u64, u64, u64)> {
-    let length = file.metadata().ok()?.len();
+/// A top-level box of a file: its type, where it starts, the length of its
+/// header (8, or 16 with a 64-bit size) and its whole size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TopBox {
+    pub kind: [u8; 4],
+    pub at: u64,
+    pub header: u64,
+    pub size: u64,
+}
+
+/// The top-level boxes of an open MP4/MOV file, in order, read header by
+/// header. The walk ends with an `Err` at the first header that does not fit
+/// the file, or at trailing bytes too few for a header.
+pub(crate) fn top_level_boxes(
+    file: &mut File,
+) -> impl Iterator<Item = Result<TopBox, String>> + '_ {
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut at = 0u64;
-    // Every offset is checked: a crafted 64-bit box size must end the walk,
-    // not wrap it back to the start of the file.
-    while at.checked_add(8).is_some_and(|end| end <= length) {
-        file.seek(SeekFrom::Start(at)).ok()?;
-        let mut header = [0u8; 16];
-        file.read_exact(&mut header[..8]).ok()?;
-        let mut size = u64::from(u32::from_be_bytes(header[..4].try_into().ok()?));
-        let kind: [u8; 4] = header[4..8].try_into().ok()?;
-        let mut header_len = 8;
-        if size == 1 {
-            file.read_exact(&mut header[8..16]).ok()?;
-            size = u64::from_be_bytes(header[8..16].try_into().ok()?);
-            header_len = 16;
-        } else if size == 0 {
-            size = length - at;
-        }
-        if size < header_len || size > length - at {
+    let mut ended = false;
+    std::iter::from_fn(move || {
+        if ended || at >= length {
             return None;
         }
-        if &kind == b"moov" {
-            return Some((at, header_len, size));
+        let next = read_top_box(file, at, length);
+        match &next {
+            // Every offset is checked: a crafted 64-bit box size must end
+            // the walk, not wrap it back to the start of the file.
+            Ok(b) => at = at.saturating_add(b.size),
+            Err(_) => ended = true,
         }
-        at = at.checked_add(size)?;
+        Some(next)
+    })
+}
+
+fn read_top_box(file: &mut File, at: u64, length: u64) -> Result<TopBox, String> {
+    if length - at < 8 {
+        return Err("trailing bytes after the last box".into());
     }
-    None
+    let io = |e: std::io::Error| format!("I/O error: {e}");
+    file.seek(SeekFrom::Start(at)).map_err(io)?;
+    let mut header = [0u8; 16];
+    file.read_exact(&mut header[..8]).map_err(io)?;
+    let mut size = u64::from(u32::from_be_bytes(header[..4].try_into().unwrap()));
+    let kind: [u8; 4] = header[4..8].try_into().unwrap();
+    let mut header_len = 8;
+    if size == 1 {
+        file.read_exact(&mut header[8..16]).map_err(io)?;
+        size = u64::from_be_bytes(header[8..16].try_into().unwrap());
+        header_len = 16;
+    } else if size == 0 {
+        size = length - at;
+    }
+    if size < header_len || size > length - at {
+        return Err(format!(
+            "the {} box's size does not fit the file",
+            String::from_utf8_lossy(&kind)
+        ));
+    }
+    Ok(TopBox {
+        kind,
+        at,
+        header: header_len,
+        size,
+    })
+}
+
+/// Where the top-level `moov` box of an open MP4/MOV file lies: its offset,
+/// header length and total size. `None` when there is none, or the box
+/// headers before it do not add up.
+fn find_moov(file: &mut File) -> Option<(u64, u64, u64)> {
+    top_level_boxes(file)
+        .map_while(Result::ok)
+        .find(|b| &b.kind == b"moov")
+        .map(|b| (b.at, b.header, b.size))
 }
 
 /// The size in bytes of the `moov` box (the index) of the MP4/MOV file at
@@ -107,8 +150,9 @@ pub fn read_edit_lists(path: &Path) -> Option<EditLists> {
     read_moov(path).map(|(_, moov)| edit_lists_in_moov(&moov))
 }
 
-/// Child boxes of a box body: (type, body).
-pub(super) fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+/// Child boxes of a box body: (type, body). The walk stops at the first
+/// header that does not fit (see [`boxes_add_up`]).
+pub(crate) fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
     std::iter::from_fn(move || {
         if data.len() < 8 {
             return None;
@@ -132,8 +176,23 @@ pub(super) fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
     })
 }
 
-pub(super) fn child<'a>(data: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+pub(crate) fn child<'a>(data: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
     boxes(data).find(|(k, _)| k == kind).map(|(_, body)| body)
+}
+
+/// Whether `children`, as [`boxes`] walked them out of `data`, are all of
+/// it: the last one ends where `data` ends.
+pub(crate) fn boxes_add_up(data: &[u8], children: &[([u8; 4], &[u8])]) -> bool {
+    match children.last() {
+        Some((_, body)) => body.as_ptr_range().end == data.as_ptr_range().end,
+        None => data.is_empty(),
+    }
+}
+
+/// A track's handler type (`vide`, `soun`, …) from its `mdia/hdlr`.
+pub(crate) fn handler(trak: &[u8]) -> Option<[u8; 4]> {
+    let hdlr = child(child(trak, b"mdia")?, b"hdlr")?;
+    hdlr.get(8..12)?.try_into().ok()
 }
 
 pub(super) fn edit_lists_in_moov(moov: &[u8]) -> EditLists {

@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use super::mp4::{boxes, child};
+use super::mp4::{boxes, child, handler};
 use super::{GopMeter, NalCodec, Packet, VideoMeasurements};
 
 /// NAL units looked at in one key frame before giving up on finding its
@@ -50,11 +50,6 @@ pub fn measure_video_in(file: &File, moov: &[u8]) -> Option<Option<VideoMeasurem
         meter.push(packet);
     }
     Some(meter.finish())
-}
-
-fn handler(trak: &[u8]) -> Option<[u8; 4]> {
-    let hdlr = child(child(trak, b"mdia")?, b"hdlr")?;
-    hdlr.get(8..12)?.try_into().ok()
 }
 
 fn u32_at(data: &[u8], at: usize) -> Option<u32> {
