@@ -72,6 +72,14 @@ impl TokenSet {
     }
 }
 
+/// Whether a browser says the request comes from another site's page
+/// (`Sec-Fetch-Site`; clients that do not send it are not browsers).
+pub(super) fn from_another_site(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| matches!(v.as_bytes(), b"cross-site" | b"same-site"))
+}
+
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -96,11 +104,8 @@ impl FromRequestParts<ApiState> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         // A browser that holds Basic credentials for this origin sends them
         // with another site's form too: no change is made for another site.
-        let another_site = parts
-            .headers
-            .get("sec-fetch-site")
-            .is_some_and(|v| matches!(v.as_bytes(), b"cross-site" | b"same-site"));
-        if another_site && !matches!(parts.method, Method::GET | Method::HEAD) {
+        if from_another_site(&parts.headers) && !matches!(parts.method, Method::GET | Method::HEAD)
+        {
             return Err(ApiError::Forbidden(
                 "Requests from another site's page cannot change anything".into(),
             ));

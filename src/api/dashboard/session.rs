@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::info;
 
+use crate::api::auth::from_another_site;
 use crate::api::body::JsonObject;
 use crate::api::{ApiError, ApiState, blocking};
 use crate::db::SessionRow;
@@ -93,14 +94,6 @@ fn digest(value: &str) -> Vec<u8> {
     Sha256::digest(value.as_bytes()).to_vec()
 }
 
-/// Whether the request came from another site's page (the browser says so
-/// in `Sec-Fetch-Site`; clients that do not send it are not browsers).
-fn cross_site(headers: &HeaderMap) -> bool {
-    headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site")
-}
-
 /// The session of a request that carries the cookie and no `Authorization`
 /// header: `Ok(None)` when there is no cookie. A cookie of no live session,
 /// or a state-changing request without the session's CSRF token, is
@@ -133,7 +126,7 @@ pub async fn from_cookie(
             .get(CSRF_HEADER)
             .map(HeaderValue::as_bytes)
             .unwrap_or_default();
-        if !bool::from(sent.ct_eq(session.csrf.as_bytes())) || cross_site(headers) {
+        if !bool::from(sent.ct_eq(session.csrf.as_bytes())) || from_another_site(headers) {
             return Err(ApiError::Forbidden(
                 "This request needs the dashboard's CSRF token in X-CSRF-Token".into(),
             ));
@@ -173,7 +166,7 @@ pub async fn sign_in(
         .is_some_and(|v| v.starts_with("application/json"));
     // A form on another site cannot send JSON without a preflight, which
     // reeld does not answer for this route.
-    if !json_body || cross_site(&headers) {
+    if !json_body || from_another_site(&headers) {
         return Err(ApiError::Forbidden(
             "Sign in from the dashboard's own page, with a JSON body".into(),
         ));
