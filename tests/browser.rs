@@ -8,17 +8,13 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::http::{Api, wait_for_asset};
-use common::{TestEnv, wait_for};
+use common::{TestEnv, sdk_dir, wait_for};
 use serde_json::{Value, json};
-
-fn sdk_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk")
-}
 
 /// Serves the test page, UpChunk's module and the clip on a port of its own
 /// (so the page's origin is not reeld's). Returns the origin.
@@ -109,14 +105,7 @@ fn create_upload(api: &Api, cors_origin: &str) -> Value {
 
 #[test]
 fn chromium_uploads_with_upchunk_from_another_origin() {
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Chromium is missing: scripts/install-deps installs Debian's chromium"
-    );
-    assert!(
-        sdk_dir().join("node_modules/playwright-core").exists(),
-        "run `npm ci --prefix tests/sdk` (scripts/test does) first"
-    );
+    common::assert_browser_installed();
     let env = TestEnv::new(&[]);
     // Noise does not compress: several 256 KiB chunks.
     let clip = env.dir.path().join("noise.mp4");

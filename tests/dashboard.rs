@@ -8,17 +8,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::http::{Api, TOKEN_ID, TOKEN_SECRET, wait_for_asset};
-use common::{ClipSpec, TestEnv, make_clip, to_matroska};
+use common::{ClipSpec, TestEnv, make_clip, sdk_dir, to_matroska};
 use serde_json::{Value, json};
-
-fn sdk_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk")
-}
 
 /// The `reeld_session=…` pair of a sign-in answer's `Set-Cookie`.
 fn session_cookie(answer: &common::http::Http) -> String {
@@ -284,14 +280,7 @@ fn the_asset_list_filters_by_status_and_searches() {
 
 #[test]
 fn chromium_uses_the_dashboard() {
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Chromium is missing: scripts/install-deps installs Debian's chromium"
-    );
-    assert!(
-        sdk_dir().join("node_modules/playwright-core").exists(),
-        "run `npm ci --prefix tests/sdk` (scripts/test does) first"
-    );
+    common::assert_browser_installed();
     // Encoded, not remuxed (Matroska), with x264's slow preset: busy for
     // many of the page's refreshes.
     let env = TestEnv::new(&[("video_quality = \"plus\"", "video_quality = \"premium\"")]);

@@ -15,12 +15,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::http::{Api, TOKEN_ID, TOKEN_SECRET, file_url, wait_for_asset};
-use common::{ClipSpec, TestEnv, make_clip};
+use common::{ClipSpec, TestEnv, make_clip, sdk_dir};
 use serde_json::json;
-
-fn sdk_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk")
-}
 
 /// The Python with mux_python installed: `REELD_SDK_PYTHON`, as scripts/test
 /// sets it, or the venv scripts/test makes.

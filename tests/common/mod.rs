@@ -23,6 +23,24 @@ pub fn rendition_file<'a>(asset: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in {asset:#}"))
 }
 
+/// tests/sdk: the official clients' scripts and their `node_modules`.
+pub fn sdk_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk")
+}
+
+/// Panics, saying what to install, unless Debian's Chromium and
+/// playwright-core (from `npm ci --prefix tests/sdk`) are there.
+pub fn assert_browser_installed() {
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Chromium is missing: scripts/install-deps installs Debian's chromium"
+    );
+    assert!(
+        sdk_dir().join("node_modules/playwright-core").exists(),
+        "run `npm ci --prefix tests/sdk` (scripts/test does) first"
+    );
+}
+
 /// The binary under test.
 pub fn reeld_bin() -> &'static str {
     env!("CARGO_BIN_EXE_reeld")
