@@ -288,20 +288,40 @@ fn length_size(codec: NalCodec, caps: &gst::CapsRef) -> Option<usize> {
 /// Inspects `path`: the MP4 edit lists, and the video's packets from the
 /// MP4/MOV index where it has a usable one, from one parse pass otherwise.
 pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
+    let from_index = inspect_index(path);
+    let video = match from_index.video {
+        Some(video) => video,
+        None => measure_video(path)?,
+    };
+    Ok(Inspection {
+        video,
+        edits: from_index.edits,
+    })
+}
+
+/// What the MP4/MOV index (`moov`) alone tells of a source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexInspection {
+    /// Edit lists (empty for other containers).
+    pub edits: mp4::EditLists,
+    /// The video's measurements when the index can give them (the inner
+    /// `None`: it has no video track). `None` when only a parse pass over
+    /// the packets can measure the video.
+    pub video: Option<Option<VideoMeasurements>>,
+}
+
+/// Reads `path`'s index alone, without a pass over its media data.
+pub fn inspect_index(path: &Path) -> IndexInspection {
     // One read of the index serves both the edit lists and the packets.
     let moov = mp4::read_moov(path);
     let edits = moov
         .as_ref()
         .map(|(_, body)| mp4::edit_lists_in_moov(body))
         .unwrap_or_default();
-    let indexed = moov
+    let video = moov
         .as_ref()
         .and_then(|(file, body)| sample_table::measure_video_in(file, body));
-    let video = match indexed {
-        Some(video) => video,
-        None => measure_video(path)?,
-    };
-    Ok(Inspection { video, edits })
+    IndexInspection { edits, video }
 }
 
 /// The parse pass alone, for comparing it with the index reader.
@@ -312,7 +332,8 @@ pub(crate) fn inspect_by_parse_pass(
     measure_video(path)
 }
 
-fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError> {
+/// The parse pass: the first video stream's packets, measured.
+pub fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError> {
     let (pipeline, parsebin) =
         crate::graph::file_pass("reeld-inspect", path, "parsebin").map_err(pass_error)?;
 
@@ -342,71 +363,91 @@ fn measure_video(path: &Path) -> Result<Option<VideoMeasurements>, InspectError>
                 first_video = !*taken;
                 *taken = true;
             }
-            if first_video {
-                let codec = match name.as_str() {
-                    "video/x-h264" => Some(NalCodec::H264),
-                    "video/x-h265" => Some(NalCodec::Hevc),
-                    _ => None,
-                };
-                let meter = meter.clone();
+            let downstream = if first_video {
                 let last_packet = last_packet.clone();
-                sinkpad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-                    let Some(buffer) = info.buffer() else {
-                        return gst::PadProbeReturn::Ok;
-                    };
-                    let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-                    let closed = match (keyframe, codec) {
-                        (true, Some(codec)) => {
-                            let length = pad
-                                .current_caps()
-                                .and_then(|c| length_size(codec, c.as_ref()));
-                            buffer
-                                .map_readable()
-                                .map(|m| has_idr(codec, &m, length))
-                                .unwrap_or(true)
-                        }
-                        _ => true,
-                    };
-                    meter.lock().expect("meter lock").push(Packet {
-                        pts: buffer.pts().or(buffer.dts()).map(|t| t.nseconds()),
-                        duration: buffer.duration().map(|d| d.nseconds()),
-                        size: buffer.size() as u64,
-                        keyframe,
-                        closed,
-                    });
+                tap_video(&pipeline, pad, meter.clone(), move || {
                     *last_packet.lock().expect("progress lock") = Instant::now();
-                    gst::PadProbeReturn::Ok
-                });
-                // Whole access units, so that one buffer is one frame.
-                if let Some(format) = codec {
-                    let caps_name = match format {
-                        NalCodec::H264 => "video/x-h264",
-                        NalCodec::Hevc => "video/x-h265",
-                    };
-                    if let Ok(filter) = gst::ElementFactory::make("capsfilter")
-                        .property(
-                            "caps",
-                            gst::Caps::builder(caps_name)
-                                .field("alignment", "au")
-                                .build(),
-                        )
-                        .build()
-                        && pipeline.add(&filter).is_ok()
-                    {
-                        let _ = filter.sync_state_with_parent();
-                        let _ = filter.link(&sink);
-                        let _ = pad.link(&filter.static_pad("sink").expect("capsfilter pad"));
-                        return;
-                    }
-                }
-            }
-            let _ = pad.link(&sinkpad);
+                })
+            } else {
+                pad.clone()
+            };
+            let _ = downstream.link(&sinkpad);
         });
     }
 
     crate::graph::run_pass(&pipeline, &last_packet, STALL_LIMIT).map_err(pass_error)?;
     let meter = std::mem::take(&mut *meter.lock().expect("meter lock"));
     Ok(meter.finish())
+}
+
+/// Meters the video stream of `pad` (a parsed, compressed stream) as it
+/// flows: every buffer goes into `meter`, and `on_packet` runs after each.
+/// H.264/HEVC pass a capsfilter first that asks the parser for whole access
+/// units, so that one buffer is one frame. Returns the pad to link the rest
+/// of the graph to. The parse pass and a transcode that measures as it goes
+/// (`pipeline::RunOptions::meter`) both use it, so both see the same packets.
+pub(crate) fn tap_video(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    meter: Arc<Mutex<GopMeter>>,
+    on_packet: impl Fn() + Send + Sync + 'static,
+) -> gst::Pad {
+    let name = crate::graph::pad_caps_name(pad);
+    let codec = match name.as_str() {
+        "video/x-h264" => Some(NalCodec::H264),
+        "video/x-h265" => Some(NalCodec::Hevc),
+        _ => None,
+    };
+    let metered = codec
+        .and_then(|_| {
+            let filter = gst::ElementFactory::make("capsfilter")
+                .property(
+                    "caps",
+                    gst::Caps::builder(name.as_str())
+                        .field("alignment", "au")
+                        .build(),
+                )
+                .build()
+                .ok()?;
+            pipeline.add(&filter).ok()?;
+            let _ = filter.sync_state_with_parent();
+            pad.link(
+                &filter
+                    .static_pad("sink")
+                    .expect("capsfilter has a sink pad"),
+            )
+            .ok()?;
+            filter.static_pad("src")
+        })
+        .unwrap_or_else(|| pad.clone());
+    metered.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let closed = match (keyframe, codec) {
+            (true, Some(codec)) => {
+                let length = pad
+                    .current_caps()
+                    .and_then(|c| length_size(codec, c.as_ref()));
+                buffer
+                    .map_readable()
+                    .map(|m| has_idr(codec, &m, length))
+                    .unwrap_or(true)
+            }
+            _ => true,
+        };
+        meter.lock().expect("meter lock").push(Packet {
+            pts: buffer.pts().or(buffer.dts()).map(|t| t.nseconds()),
+            duration: buffer.duration().map(|d| d.nseconds()),
+            size: buffer.size() as u64,
+            keyframe,
+            closed,
+        });
+        on_packet();
+        gst::PadProbeReturn::Ok
+    });
+    metered
 }
 
 fn pass_error(e: crate::graph::PassError) -> InspectError {

@@ -7,6 +7,7 @@
 //! process on this host are taken back at once; elsewhere a lease expires when
 //! its heartbeat is older than `LEASE_STALE_AFTER`.
 
+mod assess;
 pub mod dispose;
 pub mod expire;
 pub mod fetch;

@@ -29,9 +29,13 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use crate::graph::{POLL_INTERVAL, PipelineGuard, drain_sink, media_kind, pad_caps_name};
+mod demux;
+
+use crate::graph::{POLL_INTERVAL, PipelineGuard};
+use crate::inspect::GopMeter;
 use crate::pipelines::Fragments;
 use crate::plan::{AudioTarget, Plan, Scaler, VideoTarget};
+use demux::{Entry, connect_decoder, connect_metered};
 
 /// Raw frames a video branch may buffer before it holds the decoder back.
 const VIDEO_QUEUE_FRAMES: u32 = 8;
@@ -118,6 +122,9 @@ pub struct RunOptions<'a> {
     /// For a remux, the size of the source's index (`moov`), from which the
     /// space reserved for the output's index at its start is sized.
     pub source_index_bytes: Option<u64>,
+    /// Measures the source's first video stream as the transcode reads it
+    /// (`demux`), in place of a parse pass beforehand. Ignored by a remux.
+    pub meter: Option<Arc<Mutex<GopMeter>>>,
 }
 
 /// The space reserved for an output's index at the start of the file, in
@@ -275,24 +282,6 @@ fn link_chain(elements: &[&gst::Element]) -> Result<(), PipelineError> {
     })
 }
 
-/// Where a decoded stream of one kind enters the graph.
-struct Entry {
-    kind: &'static str,
-    sink: gst::Pad,
-    linked: bool,
-}
-
-impl Entry {
-    /// Streams of `kind` enter at the sink pad of `queue`.
-    fn at(kind: &'static str, queue: &gst::Element) -> Entry {
-        Entry {
-            kind,
-            sink: queue.static_pad("sink").expect("queue has a sink pad"),
-            linked: false,
-        }
-    }
-}
-
 /// One run of the graph; `reserve` is the index space of a remux.
 fn run(
     source: &Path,
@@ -317,9 +306,15 @@ fn run(
 
     let filesrc = make("filesrc")?;
     filesrc.set_property("location", source.to_string_lossy().as_ref());
-    // A remux parses the source's streams; everything else decodes them.
+    // A remux parses the source's streams; everything else decodes them,
+    // after a parse that meters the video when the run measures it.
     let remux = plan.copies();
-    let demux = make(if remux { "parsebin" } else { "decodebin" })?;
+    let meter = options.meter.as_ref().filter(|_| !remux);
+    let demux = make(if remux || meter.is_some() {
+        "parsebin"
+    } else {
+        "decodebin"
+    })?;
     add(&[&filesrc, &demux])?;
     link_chain(&[&filesrc, &demux])?;
 
@@ -451,7 +446,10 @@ fn run(
     }
     let entries = Arc::new(Mutex::new(entries));
     let missing_stream: Arc<Mutex<Option<&'static str>>> = Arc::new(Mutex::new(None));
-    connect_decoder(&pipeline, &demux, &entries, &missing_stream);
+    match meter {
+        Some(meter) => connect_metered(&pipeline, &demux, meter.clone(), &entries, &missing_stream),
+        None => connect_decoder(&pipeline, &demux, &entries, &missing_stream),
+    }
 
     pipeline.set_state(gst::State::Playing).map_err(|_| {
         first_bus_error(&pipeline).unwrap_or(PipelineError::Build {
@@ -515,56 +513,6 @@ fn run(
         let _ = std::fs::remove_file(scratch);
     }
     Ok(())
-}
-
-/// Links decoded pads to the entries: the first stream of each kind is used,
-/// any other stream (second audio track, data) drains into a `fakesink`.
-fn connect_decoder(
-    pipeline: &gst::Pipeline,
-    decodebin: &gst::Element,
-    entries: &Arc<Mutex<Vec<Entry>>>,
-    missing_stream: &Arc<Mutex<Option<&'static str>>>,
-) {
-    {
-        let entries = entries.clone();
-        let pipeline_weak = pipeline.downgrade();
-        decodebin.connect_pad_added(move |_, pad| {
-            let Some(pipeline) = pipeline_weak.upgrade() else {
-                return;
-            };
-            let kind = media_kind(&pad_caps_name(pad));
-            let mut entries = entries.lock().expect("entry lock");
-            if let Some(entry) = entries.iter_mut().find(|b| b.kind == kind && !b.linked)
-                && pad.link(&entry.sink).is_ok()
-            {
-                entry.linked = true;
-                return;
-            }
-            if let Ok(sink) = drain_sink()
-                && pipeline.add(&sink).is_ok()
-            {
-                let _ = sink.sync_state_with_parent();
-                if let Some(sinkpad) = sink.static_pad("sink") {
-                    let _ = pad.link(&sinkpad);
-                }
-            }
-        });
-    }
-    let entries = entries.clone();
-    let missing = missing_stream.clone();
-    let pipeline_weak = pipeline.downgrade();
-    decodebin.connect_no_more_pads(move |_| {
-        let entries = entries.lock().expect("entry lock");
-        if let Some(b) = entries.iter().find(|b| !b.linked) {
-            *missing.lock().expect("missing lock") = Some(b.kind);
-            // The muxers would wait for this stream forever: end the run now.
-            if let Some(p) = pipeline_weak.upgrade() {
-                let _ = p.post_message(gst::message::Application::new(gst::Structure::new_empty(
-                    "reeld-missing-stream",
-                )));
-            }
-        }
-    });
 }
 
 fn add_and_link(pipeline: &gst::Pipeline, chain: &[gst::Element]) -> Result<(), PipelineError> {
@@ -1102,6 +1050,7 @@ mod tests {
             duration: plan.expected_duration,
             cores: 2,
             source_index_bytes: crate::inspect::mp4::moov_size(&clip),
+            meter: None,
         };
         let spool = dir.path().join("spool");
         std::fs::create_dir_all(&spool).unwrap();

@@ -44,6 +44,54 @@ fn ready(env: &TestEnv, path: &Path, settings: Option<&str>) -> Value {
     asset
 }
 
+/// `ready`, with the run's log at info level (ANSI colours removed).
+fn ready_logged(env: &TestEnv, path: &Path, settings: Option<&str>) -> (Value, String) {
+    let mut command = Command::new(reeld_bin());
+    command
+        .arg("--config")
+        .arg(&env.config)
+        .arg("ingest")
+        .arg(path)
+        .env("RUST_LOG", "reeld=info");
+    if let Some(s) = settings {
+        command.args(["--settings", s]);
+    }
+    let out = command.output().expect("reeld runs");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{} was not made ready: {log}",
+        path.display()
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("ingest prints the asset");
+    let asset = printed["data"].clone();
+    assert_eq!(asset["status"], "ready", "{asset}");
+    (asset, strip_ansi(&log))
+}
+
+/// `text` without terminal colour sequences.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ … final byte
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// What the log says when the transcode measures the video in place of a
+/// parse pass beforehand (a source the probe proves non-standard).
+const MEASURED_DURING_TRANSCODE: &str = "its video is measured during the transcode";
+
 /// What is left in the spool folder (files or folders).
 fn spool_entries(env: &TestEnv) -> Vec<PathBuf> {
     std::fs::read_dir(env.data("spool"))
@@ -209,9 +257,37 @@ fn vp9_with_opus_in_webm() {
             tone("2")
         ),
     );
-    let asset = ready(&env, &src, None);
+    let (asset, log) = ready_logged(&env, &src, None);
     assert_reasons(&asset, &[("audio_codec", "opus"), ("video_codec", "vp9")]);
     assert_transcoded(&env, &src, &asset, (640, 360), true);
+    assert!(log.contains(MEASURED_DURING_TRANSCODE), "{log}");
+}
+
+#[test]
+fn a_variable_rate_webm_that_declares_a_fixed_rate_is_encoded_again_steady() {
+    let env = TestEnv::new(&[]);
+    // The container says 30 fps; 3 of every 10 frames are missing.
+    let src = ffmpeg(
+        &env,
+        "vfr.webm",
+        &format!(
+            "-f lavfi -i {} -f lavfi -i {} -vf select='not(between(mod(n,10),3,5))' -fps_mode vfr -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -c:a libopus",
+            picture("640x360", "30", "4"),
+            tone("4")
+        ),
+    );
+    let (asset, log) = ready_logged(&env, &src, None);
+    assert_reasons(&asset, &[("audio_codec", "opus"), ("video_codec", "vp9")]);
+    assert!(log.contains(MEASURED_DURING_TRANSCODE), "{log}");
+    assert!(log.contains("encoding again at a steady rate"), "{log}");
+    assert_transcoded(&env, &src, &asset, (640, 360), true);
+    let p = ffprobe(&master(&env, &asset));
+    let v = stream(&p, "video").unwrap();
+    assert_eq!(
+        v["r_frame_rate"], v["avg_frame_rate"],
+        "a steady frame rate: {v}"
+    );
+    assert_eq!(v["r_frame_rate"], "30/1", "{v}");
 }
 
 #[test]

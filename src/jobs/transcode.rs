@@ -7,27 +7,26 @@
 //! one transaction, so a job interrupted anywhere is simply run again.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::assess::{self, Measuring};
 use super::source::HeldSource;
 use super::spool::{attempt_spool, clear_earlier_attempts};
 use super::storing::{requeue_paused, store_failure, store_outputs, store_wait_notes};
 use super::{Context, Finished, ProgressFn, backoff, now_ms};
 use crate::asset::{
-    AssetErrors, AssetSettings, MediaSummary, ProgressState, RenditionStatus, ResolutionTier,
-    Track, TrackKind, aspect_ratio,
+    AssetErrors, MediaSummary, ProgressState, RenditionStatus, ResolutionTier, Track, TrackKind,
+    aspect_ratio,
 };
 use crate::db::{DbError, Job, JobKind, MAX_CRASHES, RenditionRow, SourceIdentity, SourceInput};
-use crate::inspect::{self, InspectError, Inspection};
-use crate::loudness;
+use crate::inspect::{self, GopMeter};
 use crate::pipeline::{self, PipelineError, RunOptions};
 use crate::plan::{self, MASTER_NAME, OutputPlan, Plan, RenditionPlan, Scope};
 use crate::probe::{self, MediaInfo, ProbeError};
-use crate::standard;
 use crate::store;
 
 /// The Mux error type for inputs reeld cannot use.
@@ -216,16 +215,21 @@ async fn run_steps(
         Some(names) => Scope::RenditionsOnly(names),
     };
     // Renditions added later come from the stored master, already assessed.
-    let (reasons, mut assessment) = match job.kind {
-        JobKind::Transcode => assess_source(&source, &info, &settings).await,
-        JobKind::Renditions => (None, plan::Assessment::default()),
+    let measuring = match job.kind {
+        JobKind::Transcode => assess::assess_source(&source, &info, &settings).await,
+        JobKind::Renditions => Measuring::Done {
+            reasons: None,
+            assessment: plan::Assessment::default(),
+        },
     };
+    let mut reasons = measuring.reasons_before(&info, &settings);
+    let mut assessment = measuring.assessment();
     if settings.normalize_audio
         && let Some(channels) = plan::audio_output_channels(&info)
     {
-        assessment.audio_gain_db = Some(normalizing_gain(&source, channels).await?);
+        assessment.audio_gain_db = Some(assess::normalizing_gain(&source, channels).await?);
     }
-    let plan = plan::plan_asset(&info, &settings, scope, &assessment)
+    let mut plan = plan::plan_asset(&info, &settings, scope, &assessment)
         .map_err(|e| JobOutcome::InvalidInput(sentence(&e.to_string())))?;
     if job.kind == JobKind::Transcode && reasons.is_none() {
         info!(remux = plan.copies(), deferred = ?plan.deferred, "The source is a standard input.");
@@ -257,7 +261,29 @@ async fn run_steps(
                 .map_err(JobOutcome::Transient)?;
         }
         set_progress(ctx, job, ProgressState::Transcoding, 0.0).await;
-        transcode_blocking(ctx, job, &source, &plan, spool, cancel, progress).await?;
+        let reading = Reading {
+            path: &source,
+            meter: measuring.meter(),
+        };
+        transcode_blocking(ctx, job, reading, &plan, spool, cancel, progress.clone()).await?;
+        if let Some((found, judged)) = measuring.judge_metered(&info, &settings) {
+            reasons = found;
+            if judged.steady_fps != assessment.steady_fps {
+                // The declared rate was not the packets' rate: the encodes
+                // must run at the steady one, as a measured source's would.
+                info!(
+                    "The source's declared frame rate is not steady; encoding again at a steady rate."
+                );
+                assessment.steady_fps = judged.steady_fps;
+                plan = plan::plan_asset(&info, &settings, scope, &assessment)
+                    .map_err(|e| JobOutcome::InvalidInput(sentence(&e.to_string())))?;
+                let reading = Reading {
+                    path: &source,
+                    meter: None,
+                };
+                transcode_blocking(ctx, job, reading, &plan, spool, cancel, progress).await?;
+            }
+        }
     }
 
     let mut summary = None;
@@ -373,74 +399,17 @@ async fn probe_blocking(path: PathBuf) -> Result<MediaInfo, ProbeError> {
         .expect("probe task does not panic")
 }
 
-/// Measures what the probe cannot tell: whether the source is a standard
-/// input (its `non_standard_input_reasons`, `None` when standard) and
-/// whether its frame rate is steady.
-async fn assess_source(
-    source: &Path,
-    info: &MediaInfo,
-    settings: &AssetSettings,
-) -> (Option<standard::Reasons>, plan::Assessment) {
-    let inspection = inspect_blocking(source.to_owned()).await;
-    if let Err(e) = &inspection {
-        warn!(error = %e, "Cannot measure the source's streams; it counts as non-standard.");
-    }
-    let inspection = inspection.ok();
-    let found = standard::reasons(info, inspection.as_ref(), settings.max_resolution_tier);
-    let measured = inspection.as_ref().and_then(|i| i.video.as_ref());
-    let variable = measured.is_some_and(|m| m.variable_frame_rate);
-    let steady_fps = measured
-        .filter(|m| m.variable_frame_rate)
-        .and_then(|m| m.typical_frame_rate);
-    if let Some(fps) = steady_fps {
-        info!(
-            fps,
-            "The source has a variable frame rate; the output is made steady."
-        );
-    }
-    let assessment = plan::Assessment {
-        // Mux counts a variable frame rate as standard, but a copy would
-        // keep it: such a source is encoded at a steady rate instead.
-        copyable: found.is_empty() && !variable,
-        steady_fps,
-        audio_gain_db: None,
-    };
-    if found.is_empty() {
-        (None, assessment)
-    } else {
-        info!(reasons = ?found, "The source is not a standard input.");
-        (Some(found), assessment)
-    }
-}
-
-/// `normalize_audio`: the gain (dB) that brings the source's primary audio,
-/// as it will be encoded, to the loudness target.
-async fn normalizing_gain(source: &Path, channels: u32) -> Result<f64, JobOutcome> {
-    let path = source.to_owned();
-    let measured = tokio::task::spawn_blocking(move || loudness::measure(&path, channels))
-        .await
-        .expect("loudness task does not panic")
-        .map_err(|e| JobOutcome::InvalidInput(sentence(&e.to_string())))?;
-    let gain = measured.normalizing_gain_db();
-    info!(
-        lufs = measured.integrated_lufs,
-        true_peak = measured.true_peak_dbtp,
-        gain_db = gain,
-        "Audio measured for normalisation."
-    );
-    Ok(gain)
-}
-
-async fn inspect_blocking(path: PathBuf) -> Result<Inspection, InspectError> {
-    tokio::task::spawn_blocking(move || inspect::inspect(&path))
-        .await
-        .expect("inspect task does not panic")
+/// The source a transcode reads, and the meter it fills on the way when it
+/// measures the video (`assess::Measuring::DuringTranscode`).
+struct Reading<'a> {
+    path: &'a Path,
+    meter: Option<Arc<Mutex<GopMeter>>>,
 }
 
 async fn transcode_blocking(
     ctx: &Arc<Context>,
     job: &Job,
-    source: &Path,
+    reading: Reading<'_>,
     plan: &Plan,
     spool: &Path,
     cancel: &CancellationToken,
@@ -449,7 +418,8 @@ async fn transcode_blocking(
     let ctx2 = ctx.clone();
     let asset_id = job.asset_id.clone();
     let lease = job.lease.clone();
-    let source = source.to_owned();
+    let source = reading.path.to_owned();
+    let meter = reading.meter;
     let plan = plan.clone();
     let spool = spool.to_owned();
     let cancel = cancel.clone();
@@ -465,6 +435,7 @@ async fn transcode_blocking(
                 .copies()
                 .then(|| inspect::mp4::moov_size(&source))
                 .flatten(),
+            meter,
         };
         pipeline::transcode(&source, &plan, &spool, &options, |pct| {
             if let Some(cb) = &progress {
@@ -723,7 +694,7 @@ async fn requeue(ctx: &Arc<Context>, job: &Job, reason: String, refund: bool) ->
 }
 
 /// Capitalises a message and ends it with a full stop, for `errors.messages`.
-fn sentence(message: &str) -> String {
+pub(super) fn sentence(message: &str) -> String {
     let mut chars = message.trim().chars();
     let mut s = match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
