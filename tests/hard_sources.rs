@@ -46,46 +46,10 @@ fn ready(env: &TestEnv, path: &Path, settings: Option<&str>) -> Value {
 
 /// `ready`, with the run's log at info level (ANSI colours removed).
 fn ready_logged(env: &TestEnv, path: &Path, settings: Option<&str>) -> (Value, String) {
-    let mut command = Command::new(reeld_bin());
-    command
-        .arg("--config")
-        .arg(&env.config)
-        .arg("ingest")
-        .arg(path)
-        .env("RUST_LOG", "reeld=info");
-    if let Some(s) = settings {
-        command.args(["--settings", s]);
-    }
-    let out = command.output().expect("reeld runs");
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{} was not made ready: {log}",
-        path.display()
-    );
-    let printed: Value = serde_json::from_slice(&out.stdout).expect("ingest prints the asset");
-    let asset = printed["data"].clone();
+    let (ok, asset, log) = env.ingest_with_env(path, settings, &[("RUST_LOG", "reeld=info")]);
+    assert!(ok, "{} was not made ready: {log}", path.display());
     assert_eq!(asset["status"], "ready", "{asset}");
-    (asset, strip_ansi(&log))
-}
-
-/// `text` without terminal colour sequences.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // ESC [ … final byte
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    (asset, common::http::strip_ansi(&log))
 }
 
 /// What the log says when the transcode measures the video in place of a

@@ -422,10 +422,16 @@ impl TestEnv {
 
     /// Runs `reeld --config … ARGS` to completion.
     pub fn reeld(&self, args: &[&str]) -> std::process::Output {
+        self.reeld_with_env(args, &[])
+    }
+
+    /// `reeld`, with extra environment variables.
+    pub fn reeld_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         Command::new(reeld_bin())
             .arg("--config")
             .arg(&self.config)
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .expect("reeld runs")
     }
@@ -433,11 +439,21 @@ impl TestEnv {
     /// `reeld ingest FILE [--settings JSON]`: (exit success, the printed
     /// asset or null, stderr).
     pub fn ingest(&self, file: &Path, settings: Option<&str>) -> (bool, Value, String) {
+        self.ingest_with_env(file, settings, &[])
+    }
+
+    /// `ingest`, with extra environment variables (`RUST_LOG`, say).
+    pub fn ingest_with_env(
+        &self,
+        file: &Path,
+        settings: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> (bool, Value, String) {
         let mut args = vec!["ingest", file.to_str().expect("UTF-8 test path")];
         if let Some(s) = settings {
             args.extend(["--settings", s]);
         }
-        let out = self.reeld(&args);
+        let out = self.reeld_with_env(&args, env);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let asset: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
         (
