@@ -14,9 +14,16 @@ use gst::prelude::*;
 /// How often a bus is polled for progress, cancellation and stalls.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Initialises GStreamer once per process (later calls are cheap no-ops).
+/// Initialises GStreamer once per process and registers reeld's own
+/// elements (`reeldx264enc`); later calls are cheap no-ops.
 pub fn init() -> Result<(), gst::glib::Error> {
-    gst::init()
+    gst::init()?;
+    crate::x264::register().map_err(|e| {
+        gst::glib::Error::new(
+            gst::CoreError::Failed,
+            &format!("cannot register {}: {e}", crate::x264::FACTORY_NAME),
+        )
+    })
 }
 
 /// Sets the pipeline to `Null` however the run ends.

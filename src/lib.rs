@@ -39,3 +39,4 @@ pub mod view;
 pub mod watch;
 pub mod webhooks;
 pub mod worker;
+pub mod x264;
