@@ -38,7 +38,11 @@ use crate::plan::{AudioTarget, Plan, Scaler, VideoTarget};
 use demux::{Entry, connect_decoder, connect_metered};
 
 /// Raw frames a video branch may buffer before it holds the decoder back.
-const VIDEO_QUEUE_FRAMES: u32 = 8;
+/// Two is enough to keep the decoder, the scalers and the encoders running
+/// side by side once the encoder gives pictures back on input
+/// (`reeldx264enc`): on the bench ladder 2 took 68.9 s against 70.5 s at 8,
+/// and 483 MiB peak RSS against 546 (README, "Benchmark").
+const VIDEO_QUEUE_FRAMES: u32 = 2;
 /// Encoded media waiting at a muxer's input, at most.
 const MUXER_QUEUE_TIME: gst::ClockTime = gst::ClockTime::from_seconds(20);
 /// Packets each copied stream of a remux may hold (more while another
@@ -841,12 +845,14 @@ fn feed_muxer(
     Ok(())
 }
 
-/// Sets `threads` on every `x264enc` of a fragment bin that leaves it at 0
-/// (automatic): a count the fragment names is the user's and stands. Other
-/// encoders are left alone.
+/// Sets `threads` on every x264 encoder (`reeldx264enc`, `x264enc`) of a
+/// fragment bin that leaves it at 0 (automatic): a count the fragment names
+/// is the user's and stands. Other encoders are left alone.
 fn set_automatic_x264_threads(bin: &gst::Bin, threads: u32) {
     for element in bin.iterate_recurse().into_iter().flatten() {
-        if element.factory().is_some_and(|f| f.name() == "x264enc")
+        if element
+            .factory()
+            .is_some_and(|f| f.name() == crate::x264::FACTORY_NAME || f.name() == "x264enc")
             && element.property::<u32>("threads") == 0
         {
             element.set_property("threads", threads);
@@ -878,7 +884,7 @@ fn set_on_encoder(bin: &gst::Bin, property: &str, value: u32) {
 /// into the media), for progress and the watchdog.
 ///
 /// Buffer timestamps are read through the pad's segment: encoders may shift
-/// them (x264enc starts its segment at 1000 h so that no DTS is negative),
+/// them (x264 encoders start their segment at 1000 h so that no DTS is negative),
 /// and a raw timestamp would then read as the end of any file.
 fn track_position(pad: &gst::Pad) -> Arc<AtomicU64> {
     let position = Arc::new(AtomicU64::new(0));

@@ -231,7 +231,7 @@ mod tests {
         assert!(
             f.video(VideoQuality::Plus)
                 .description
-                .starts_with("x264enc")
+                .starts_with("reeldx264enc")
         );
         assert!(f.audio().description.contains("avenc_aac"));
     }

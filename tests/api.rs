@@ -545,7 +545,7 @@ fn an_asset_being_made_refuses_what_needs_it_ready_and_can_be_deleted() {
     // 100 ms per frame: the 10 s source takes half a minute to encode, so
     // the job is certainly still running when it is deleted.
     env.edit_fragment("h264-plus.gst", |text| {
-        text.replace("x264enc", "identity sleep-time=100000 ! x264enc")
+        text.replace("reeldx264enc", "identity sleep-time=100000 ! reeldx264enc")
     });
     let mp4 = import_clip(&env, "slow.mp4", ClipSpec::av(320, 240, 10));
     let source = common::to_matroska(&mp4);

@@ -215,7 +215,7 @@ fn downloads_run_while_a_transcode_does() {
     // certainly runs all through the downloads (the ready master is a
     // remux and never meets the encoder).
     env.edit_fragment("h264-plus.gst", |text| {
-        text.replace("x264enc", "identity sleep-time=100000 ! x264enc")
+        text.replace("reeldx264enc", "identity sleep-time=100000 ! reeldx264enc")
     });
     let (_daemon, api, id, url) = ready_master(&env);
     let file = std::fs::read(env.master_path(&id)).unwrap();

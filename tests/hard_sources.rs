@@ -713,7 +713,7 @@ fn a_pipeline_that_stops_making_progress_is_ended_by_the_watchdog() {
     // no progress for longer than the 2 s stall limit.
     let env = TestEnv::new(&[("stall_timeout_seconds = 120", "stall_timeout_seconds = 2")]);
     env.edit_fragment("h264-plus.gst", |text| {
-        text.replace("x264enc", "identity sleep-time=8000000 ! x264enc")
+        text.replace("reeldx264enc", "identity sleep-time=8000000 ! reeldx264enc")
     });
 
     // Matroska: encoded, not remuxed.

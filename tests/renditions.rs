@@ -136,7 +136,7 @@ fn a_1080p_source_gets_the_requested_ladder_from_one_decode() {
     let count = |element: &str| graph.matches(&format!("\\n{element}")).count();
     assert_eq!(count("avdec_h264"), 1, "one video decoder");
     assert_eq!(count("matroskademux"), 1, "one demuxer");
-    assert_eq!(count("x264enc"), 3, "one encode per distinct size");
+    assert_eq!(count("reeldx264enc"), 3, "one encode per distinct size");
     assert_eq!(count("mp4mux"), 6, "master + five files");
 
     // Each encode's x264 threads follow its share of the job's pixels
@@ -184,7 +184,7 @@ fn an_encoder_fragment_that_names_x264_threads_keeps_them() {
     for (properties, (master_threads, small_threads)) in cases {
         let env = TestEnv::new(&[]);
         env.edit_fragment("h264-plus.gst", |text| {
-            text.replace("\nx264enc ", &format!("\nx264enc {properties}"))
+            text.replace("\nreeldx264enc ", &format!("\nreeldx264enc {properties}"))
         });
         let mp4 = env.dir.path().join("in.mp4");
         make_clip(&mp4, ClipSpec::av(640, 360, 1));

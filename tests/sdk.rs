@@ -109,7 +109,7 @@ fn mux_python_reads_every_kind_of_asset() {
     let env = TestEnv::new(&[]);
     // A slow encode keeps one asset preparing while the SDK reads it.
     env.edit_fragment("h264-plus.gst", |text| {
-        text.replace("x264enc", "identity sleep-time=200000 ! x264enc")
+        text.replace("reeldx264enc", "identity sleep-time=200000 ! reeldx264enc")
     });
     let dir = env.data("import");
     std::fs::create_dir_all(&dir).unwrap();

@@ -213,7 +213,7 @@ fn a_worker_cannot_read_outside_its_jobs_files() {
     env.edit_fragment("h264-plus.gst", |text| {
         text.lines()
             .map(|l| {
-                if l.starts_with("x264enc") {
+                if l.starts_with("reeldx264enc") {
                     format!("{l} filesrc location=/etc/hostname ! fakesink")
                 } else {
                     l.to_owned()
