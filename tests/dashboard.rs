@@ -281,9 +281,13 @@ fn the_asset_list_filters_by_status_and_searches() {
 #[test]
 fn chromium_uses_the_dashboard() {
     common::assert_browser_installed();
-    // Encoded, not remuxed (Matroska), with x264's slow preset: busy for
-    // many of the page's refreshes.
+    // Encoded, not remuxed (Matroska), with x264's slow preset and 25 ms
+    // per frame held before the encoder: at least 9 s of encoding, so many of
+    // the page's refreshes (progress is written once a second) see it move.
     let env = TestEnv::new(&[("video_quality = \"plus\"", "video_quality = \"premium\"")]);
+    env.edit_fragment("h264-premium.gst", |text| {
+        text.replace("reeldx264enc", "identity sleep-time=25000 ! reeldx264enc")
+    });
     let mp4 = env.dir.path().join("drop.mp4");
     make_clip(&mp4, ClipSpec::av(1280, 720, 12));
     let drop_clip = to_matroska(&mp4);
