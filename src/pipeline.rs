@@ -93,6 +93,14 @@ pub enum PipelineError {
         /// The stall limit that was reached.
         seconds: u64,
     },
+    /// An element could not allocate memory: the worker's limit is too low
+    /// for this input. (Most of GStreamer aborts the worker instead, and the
+    /// supervisor reads that from its last words.)
+    #[error("{element} ran out of memory")]
+    OutOfMemory {
+        /// The element's path in the pipeline.
+        element: String,
+    },
     /// The job was cancelled (shutdown).
     #[error("the pipeline was stopped because the daemon is shutting down")]
     Cancelled,
@@ -105,7 +113,9 @@ impl PipelineError {
             PipelineError::Stream { transient, .. } => *transient,
             PipelineError::Build { .. } | PipelineError::Fragment { .. } => true,
             PipelineError::Cancelled => true,
-            PipelineError::MissingStream { .. } | PipelineError::Stalled { .. } => false,
+            PipelineError::MissingStream { .. }
+            | PipelineError::Stalled { .. }
+            | PipelineError::OutOfMemory { .. } => false,
         }
     }
 }
@@ -956,6 +966,9 @@ fn stream_error(err: &gst::message::Error) -> PipelineError {
     );
     let debug = err.debug().map(|d| d.to_string()).unwrap_or_default();
     let mut message = error.message().to_string();
+    if ran_out_of_memory(&message) || ran_out_of_memory(&debug) {
+        return PipelineError::OutOfMemory { element };
+    }
     // Resource errors carry the operating system's reason only in the debug
     // text ("system error: No space left on device"): it is the useful part.
     if let Some(reason) = debug.rsplit("system error: ").next().filter(|_| transient)
@@ -969,6 +982,12 @@ fn stream_error(err: &gst::message::Error) -> PipelineError {
         debug,
         transient,
     }
+}
+
+/// Whether an element's error says an allocation failed.
+fn ran_out_of_memory(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    text.contains("out of memory") || text.contains("cannot allocate memory")
 }
 
 fn first_bus_error(pipeline: &gst::Pipeline) -> Option<PipelineError> {

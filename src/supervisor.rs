@@ -179,13 +179,7 @@ pub async fn run_slot(
         let how = describe(&status);
         let out_of_memory = ran_out_of_memory(&tail.lock().unwrap_or_else(|e| e.into_inner()));
         let crashed = !stopped_by_us;
-        let note = out_of_memory.then(|| {
-            format!(
-                "{} transcode.worker_memory_mb allows ({} MiB).",
-                crate::jobs::transcode::OUT_OF_MEMORY,
-                ctx.config.worker_memory_bytes >> 20
-            )
-        });
+        let note = out_of_memory.then(|| crate::jobs::transcode::out_of_memory_reason(&ctx.config));
         let released = release(&ctx, &worker_id, crashed, note).await;
         match (&asset, released) {
             (Some(asset), true) if crashed => error!(

@@ -35,6 +35,15 @@ pub const INVALID_INPUT: &str = "invalid_input";
 pub const PROCESSING_FAILED: &str = "processing_failed";
 /// How the reason of a job given up on for lack of memory starts.
 pub const OUT_OF_MEMORY: &str = "The file needs more memory than";
+
+/// The reason of a job given up on for lack of memory, whether its worker
+/// died of it or an element said so.
+pub fn out_of_memory_reason(config: &crate::config::Config) -> String {
+    format!(
+        "{OUT_OF_MEMORY} transcode.worker_memory_mb allows ({} MiB).",
+        config.worker_memory_bytes >> 20
+    )
+}
 /// Minimum gap between progress writes to the database, in ms.
 const PROGRESS_WRITE_INTERVAL_MS: i64 = 1_000;
 
@@ -458,6 +467,10 @@ async fn transcode_blocking(
     .expect("pipeline task does not panic");
     result.map_err(|e| match e {
         PipelineError::Cancelled => JobOutcome::Cancelled,
+        PipelineError::OutOfMemory { element } => {
+            warn!(element = %element, "An element could not allocate memory under the worker's limit.");
+            JobOutcome::InvalidInput(out_of_memory_reason(&ctx.config))
+        }
         e if e.is_transient() => JobOutcome::Transient(e.to_string()),
         e => JobOutcome::InvalidInput(input_error_sentence(&e)),
     })

@@ -66,7 +66,7 @@ impl X264EncImp {
             Ok(Some(buffer)) => self.srcpad.push(buffer),
             Ok(None) => Ok(gst::FlowSuccess::Ok),
             Err(message) => {
-                gst::element_imp_error!(self, gst::StreamError::Encode, ["{}", message]);
+                gst::element_imp_error!(self, gst::StreamError::Encode, ("{}", message));
                 Err(gst::FlowError::Error)
             }
         }
@@ -139,7 +139,7 @@ impl X264EncImp {
                 true
             }
             Err(message) => {
-                gst::element_imp_error!(self, gst::StreamError::Encode, ["{}", message]);
+                gst::element_imp_error!(self, gst::StreamError::Encode, ("{}", message));
                 false
             }
         }
@@ -185,7 +185,7 @@ impl X264EncImp {
             }
             gst::EventView::FlushStop(_) => {
                 if let Err(message) = self.reopen() {
-                    gst::element_imp_error!(self, gst::StreamError::Encode, ["{}", message]);
+                    gst::element_imp_error!(self, gst::StreamError::Encode, ("{}", message));
                 }
                 self.srcpad.push_event(event)
             }
@@ -209,7 +209,7 @@ impl X264EncImp {
         match self.try_set_caps(caps) {
             Ok(()) => true,
             Err(message) => {
-                gst::element_imp_error!(self, gst::CoreError::Negotiation, ["{}", message]);
+                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{}", message));
                 false
             }
         }

@@ -8,6 +8,7 @@
  * control, then the profile), so that a fragment moved from x264enc to
  * reeldx264enc encodes the same stream.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -190,10 +191,14 @@ struct reeld_x264 *reeld_x264_open(const struct reeld_x264_config *c, char *erro
         return NULL;
     }
 
+    errno = 0;
     e->encoder = x264_encoder_open(&param);
     if (!e->encoder) {
-        snprintf(error, ERROR_CAPACITY, "x264 refused the settings: %s",
-                 e->last_error[0] ? e->last_error : "no reason given");
+        if (errno == ENOMEM)
+            snprintf(error, ERROR_CAPACITY, "x264 ran out of memory opening the encoder");
+        else
+            snprintf(error, ERROR_CAPACITY, "x264 refused the settings: %s",
+                     e->last_error[0] ? e->last_error : "no reason given");
         free(e);
         return NULL;
     }
@@ -256,6 +261,10 @@ int32_t reeld_x264_encode(struct reeld_x264 *e, const uint8_t *const *planes,
     memset(out, 0, sizeof *out);
     e->last_error[0] = 0;
     int size;
+    /* x264 reports a failed allocation on stderr only, not through its log
+     * callback; the allocator's errno is how the caller learns of it. The
+     * frames it allocates here are allocated on this thread. */
+    errno = 0;
     if (planes) {
         x264_picture_init(&in);
         in.img.i_csp = X264_CSP_I420;
@@ -270,8 +279,11 @@ int32_t reeld_x264_encode(struct reeld_x264 *e, const uint8_t *const *planes,
     } else {
         size = x264_encoder_encode(e->encoder, &nal, &count, NULL, &result);
     }
-    if (size < 0)
+    if (size < 0) {
+        if (errno == ENOMEM)
+            snprintf(e->last_error, LAST_ERROR_CAPACITY, "out of memory");
         return -1;
+    }
     if (size == 0 || count == 0)
         return 0;
     /* x264 lays out one frame's NAL units back to back. */
