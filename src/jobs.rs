@@ -11,6 +11,7 @@ mod assess;
 pub mod dispose;
 pub mod expire;
 pub mod fetch;
+pub mod outcome;
 pub mod purge;
 pub mod renditions;
 pub mod source;
@@ -272,7 +273,7 @@ pub async fn run_claimed(
             let _heartbeat = spawn_heartbeat(ctx.clone(), job.lease.clone(), stop.clone());
             transcode::run(ctx, &job, &stop.cancel, progress).await
         };
-        let finished = transcode::record_outcome(ctx, &job, outcome, stop.was_deleted()).await;
+        let finished = outcome::record_outcome(ctx, &job, outcome, stop.was_deleted()).await;
         match &finished {
             Finished::Ready => info!("Asset ready."),
             Finished::Errored(messages) => warn!(error = %messages.join(" "), "Asset errored."),

@@ -179,7 +179,7 @@ pub async fn run_slot(
         let how = describe(&status);
         let out_of_memory = ran_out_of_memory(&tail.lock().unwrap_or_else(|e| e.into_inner()));
         let crashed = !stopped_by_us;
-        let note = out_of_memory.then(|| crate::jobs::transcode::out_of_memory_reason(&ctx.config));
+        let note = out_of_memory.then(|| crate::jobs::outcome::out_of_memory_reason(&ctx.config));
         let released = release(&ctx, &worker_id, crashed, note).await;
         match (&asset, released) {
             (Some(asset), true) if crashed => error!(

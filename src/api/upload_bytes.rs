@@ -489,7 +489,7 @@ async fn complete(
         Err(e) => (
             defaults,
             Some(crate::asset::AssetErrors {
-                kind: crate::jobs::transcode::INVALID_INPUT.into(),
+                kind: crate::jobs::outcome::INVALID_INPUT.into(),
                 messages: vec![e.to_string()],
             }),
         ),

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
-use super::transcode::{JobOutcome, sentence};
+use super::outcome::{JobOutcome, sentence};
 use crate::asset::AssetSettings;
 use crate::inspect::{self, GopMeter, InspectError, Inspection, mp4};
 use crate::loudness;

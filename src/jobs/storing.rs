@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::transcode::JobOutcome;
+use super::outcome::JobOutcome;
 use super::{Context, Finished};
 use crate::db::{DbError, Job};
 use crate::plan::Plan;
